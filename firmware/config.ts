@@ -1,0 +1,245 @@
+/**
+ * The hub's configuration: one JSON file (optional) plus environment overrides, validated
+ * against one schema. Every error names the key, where the value came from, and what is allowed,
+ * so a hobbyist can fix it without reading code.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+/** BCM numbers of the 40-pin header's GPIOs. */
+const bcmPin = z.number().int().min(0).max(27);
+const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const gpioSchema = z.strictObject({
+  /** "auto": onoff where GPIO exists, mock where none exists at all. Never a silent fallback on a Pi. */
+  backend: z.enum(["auto", "onoff", "mock"]).default("auto"),
+  sysfsRoot: z.string().min(1).default("/sys/class/gpio"),
+  /** Overrides the gpiochip base read from sysfs (sysfs number = base + BCM). */
+  sysfsBase: z.number().int().min(0).max(4096).optional(),
+});
+
+const lockSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9_-]{1,32}$/, "lower-case letters, digits, _ and -, at most 32"),
+  pin: bcmPin,
+  /** Most cheap relay boards switch on when their input is pulled LOW. */
+  activeLow: z.boolean().default(false),
+  pulseMs: ms(100, 60_000).default(3_000),
+});
+
+const ledSchema = z.strictObject({
+  red: bcmPin.default(22),
+  green: bcmPin.default(23),
+  blue: bcmPin.default(24),
+  /** Common-anode LEDs light a colour when its pin is LOW. */
+  commonAnode: z.boolean().default(false),
+});
+
+const buttonSchema = z
+  .strictObject({
+    pin: bcmPin.default(17),
+    /** Wired to ground with the pull-up from config.txt: pressed reads LOW. */
+    activeLow: z.boolean().default(true),
+    debounceMs: ms(1, 500).default(50),
+    shortPressMaxMs: ms(100, 5_000).default(2_000),
+    resetArmMs: ms(1_000, 120_000).default(10_000),
+    resetCancelMs: ms(2_000, 300_000).default(30_000),
+  })
+  .refine((b) => b.resetArmMs > b.shortPressMaxMs, {
+    path: ["resetArmMs"],
+    message: "must be longer than button.shortPressMaxMs",
+  })
+  .refine((b) => b.resetCancelMs > b.resetArmMs, {
+    path: ["resetCancelMs"],
+    message: "must be longer than button.resetArmMs",
+  });
+
+const mqttSchema = z.strictObject({
+  /** mqtt://, mqtts://, ws:// or wss:// URL of the broker. Absent: the hub runs an embedded broker. */
+  url: z
+    .string()
+    .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, "a URL such as mqtt://host:1883 or mqtts://host:8883")
+    .optional(),
+  embeddedHost: z.string().default("127.0.0.1"),
+  embeddedPort: z.number().int().min(1).max(65_535).default(1883),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** Paths of PEM files for TLS. */
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  topicPrefix: z.string().regex(/^[^#+\s]+$/, "a topic prefix without wildcards").default("iq/v1"),
+  keepaliveS: z.number().int().min(5).max(3_600).default(30),
+});
+
+export const configSchema = z.strictObject({
+  /** The IQ's id in topics and Codes. Absent: generated once and kept in the store. */
+  iqId: z
+    .string()
+    .regex(/^[a-z0-9-]{3,40}$/, "3 to 40 lower-case letters, digits and -")
+    .optional(),
+  stateDir: z.string().min(1).default(process.env.STATE_DIRECTORY ?? "./state"),
+  /** How long the claim window stays open after boot or a short press. */
+  claimWindowMs: ms(10_000, 3_600_000).default(300_000),
+  gpio: gpioSchema.prefault({}),
+  locks: z.array(lockSchema).min(1).max(8).prefault([{ name: "door", pin: 27 }]),
+  led: ledSchema.prefault({}),
+  button: buttonSchema.prefault({}),
+  mqtt: mqttSchema.prefault({}),
+  audit: z.strictObject({ maxEvents: z.number().int().min(100).max(10_000_000).default(10_000) }).prefault({}),
+  log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
+});
+
+export type HubConfig = z.infer<typeof configSchema>;
+export type LockConfig = HubConfig["locks"][number];
+
+export const ENV_PREFIX = "IQ_HUB_";
+/** Environment variable naming the config file; every other IQ_HUB_* variable overrides one key. */
+export const CONFIG_FILE_ENV = "IQ_HUB_CONFIG";
+export const DEFAULT_CONFIG_FILE = "/etc/iq-hub/config.json";
+
+/** `button.resetArmMs` ↔ `IQ_HUB_BUTTON__RESET_ARM_MS`: levels joined by `__`, camelCase as SNAKE. */
+export function envNameFor(path: readonly string[]): string {
+  return ENV_PREFIX + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("__");
+}
+
+function keyPathFromEnv(name: string): string[] {
+  return name
+    .slice(ENV_PREFIX.length)
+    .split("__")
+    .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()));
+}
+
+/** Values are JSON where they parse as JSON (numbers, booleans, arrays), plain strings otherwise. */
+function parseEnvValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+export interface LoadedConfig {
+  config: HubConfig;
+  /** The file read, or undefined when the hub runs on defaults. */
+  file: string | undefined;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Explicit file (from --config); else IQ_HUB_CONFIG; else /etc/iq-hub/config.json when it exists. */
+  file?: string;
+}
+
+export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const explicit = options.file ?? env[CONFIG_FILE_ENV];
+  const file = explicit ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  const raw = file === undefined ? {} : readConfigFile(resolve(file));
+  const origins = new Map<string, string>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || name === CONFIG_FILE_ENV || value === undefined) continue;
+    const path = keyPathFromEnv(name);
+    setPath(raw, path, parseEnvValue(value), name);
+    origins.set(path.join("."), `environment ${name}`);
+  }
+  return { config: validateConfig(raw, file, origins), file };
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError("(file)", `cannot read ${file}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError("(file)", `${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError("(file)", `${file} must hold one JSON object, such as {"locks": [...]}`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown, envName: string): void {
+  let node = target;
+  for (const [i, key] of path.entries()) {
+    if (i === path.length - 1) {
+      node[key] = value;
+      return;
+    }
+    const next = node[key];
+    if (next !== undefined && (typeof next !== "object" || next === null || Array.isArray(next))) {
+      throw new ConfigError(path.slice(0, i + 1).join("."), `cannot be set through ${envName}: it is not an object`);
+    }
+    node = (next as Record<string, unknown> | undefined) ?? (node[key] = {});
+  }
+}
+
+/** Validate a raw object; `origins` tells, per dotted key, where a value came from. */
+export function validateConfig(
+  raw: unknown,
+  file?: string,
+  origins: ReadonlyMap<string, string> = new Map(),
+): HubConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const unknown = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
+    const path = [...issue.path.map(String), ...(unknown === undefined ? [] : [unknown])];
+    const key = path.join(".") || "(root)";
+    const fromEnv = origins.get(key);
+    const origin = fromEnv ?? (file === undefined ? "defaults" : file);
+    const what = unknown === undefined ? issue.message : `unknown key; ${allowedKeys(path.slice(0, -1))}`;
+    const hint = fromEnv !== undefined || unknown !== undefined ? "" : `; or set ${envNameFor(path)}`;
+    throw new ConfigError(key, `${what} (from ${origin}${hint})`);
+  }
+  assertDistinctPins(result.data);
+  return result.data;
+}
+
+function allowedKeys(parent: string[]): string {
+  let schema: z.ZodType = configSchema;
+  for (const key of parent) {
+    const shape = shapeOf(schema);
+    const next = shape?.[key];
+    if (next === undefined) return "see the configuration reference in README.md";
+    schema = next;
+  }
+  const shape = shapeOf(schema);
+  return shape === undefined ? "see README.md" : `allowed: ${Object.keys(shape).join(", ")}`;
+}
+
+/** Unwraps defaults, arrays and refinements down to an object's shape. */
+function shapeOf(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+  const def = schema.def as { type: string; innerType?: z.ZodType; element?: z.ZodType; shape?: Record<string, z.ZodType> };
+  if (def.shape !== undefined) return def.shape;
+  if (def.innerType !== undefined) return shapeOf(def.innerType);
+  if (def.element !== undefined) return shapeOf(def.element);
+  return undefined;
+}
+
+/** Two functions on one pin would fight: the relay could follow the LED. */
+function assertDistinctPins(config: HubConfig): void {
+  const used = new Map<number, string>();
+  const claim = (pin: number, key: string) => {
+    const other = used.get(pin);
+    if (other !== undefined) throw new ConfigError(key, `BCM ${pin} is already used by ${other}; give each a pin of its own`);
+    used.set(pin, key);
+  };
+  claim(config.button.pin, "button.pin");
+  claim(config.led.red, "led.red");
+  claim(config.led.green, "led.green");
+  claim(config.led.blue, "led.blue");
+  config.locks.forEach((lock, i) => claim(lock.pin, `locks.${i}.pin`));
+  const names = new Set<string>();
+  config.locks.forEach((lock, i) => {
+    if (names.has(lock.name)) throw new ConfigError(`locks.${i}.name`, `"${lock.name}" is used twice; lock names must differ`);
+    names.add(lock.name);
+  });
+}

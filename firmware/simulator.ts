@@ -1,0 +1,115 @@
+/**
+ * The terminal face of a hub on mock GPIO: the LED drawn in its colour, each relay's state and
+ * the button, redrawn on every change, with keys for the reset button. Terminals report key
+ * presses but not releases, so one key toggles the button down and up (hold it "down" for 10 s
+ * to arm the reset) and another gives a short press.
+ */
+import type { MockGpio } from "../hal/mock-backend.js";
+import type { Color } from "../hal/rgb-led.js";
+import type { Hub } from "./hub.js";
+import { LED_TABLE, describePattern } from "./led-table.js";
+
+const ANSI: Record<Color, string> = {
+  off: "\x1b[90m○\x1b[0m",
+  red: "\x1b[91m●\x1b[0m",
+  green: "\x1b[92m●\x1b[0m",
+  yellow: "\x1b[93m●\x1b[0m",
+  blue: "\x1b[94m●\x1b[0m",
+  magenta: "\x1b[95m●\x1b[0m",
+  cyan: "\x1b[96m●\x1b[0m",
+  white: "\x1b[97m●\x1b[0m",
+};
+
+export const SIMULATOR_KEYS = {
+  toggleButton: "b",
+  shortPress: "p",
+  quit: "q",
+} as const;
+
+const SHORT_PRESS_MS = 200;
+
+export interface SimulatorIo {
+  input: NodeJS.ReadStream;
+  output: NodeJS.WriteStream;
+}
+
+export class TerminalSimulator {
+  private buttonDownSince: number | undefined;
+  private readonly unsubscribe: (() => void)[] = [];
+  private ticker: NodeJS.Timeout | undefined;
+  private onKey = (data: Buffer) => this.handleKey(data.toString());
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly gpio: MockGpio,
+    private readonly buttonPin: number,
+    private readonly buttonActiveLow: boolean,
+    private readonly io: SimulatorIo,
+    private readonly quit: () => void,
+  ) {}
+
+  start(): void {
+    const { input, output } = this.io;
+    output.write(
+      `Keys: [${SIMULATOR_KEYS.toggleButton}] reset button down/up   [${SIMULATOR_KEYS.shortPress}] short press   ` +
+        `[${SIMULATOR_KEYS.quit}] quit\n`,
+    );
+    this.unsubscribe.push(this.hub.led.onChange(() => this.draw()));
+    for (const relay of this.hub.locks.values()) this.unsubscribe.push(relay.onChange(() => this.draw()));
+    // While the button is held the seconds count up, so the installer sees 10 s approach.
+    this.ticker = setInterval(() => this.buttonDownSince !== undefined && this.draw(), 100);
+    input.setRawMode(true);
+    input.resume();
+    input.on("data", this.onKey);
+    this.draw();
+  }
+
+  /** Prints a log line above the status line without tearing it. */
+  printAbove(line: string): void {
+    this.io.output.write(`\r\x1b[K${line}\n`);
+    this.draw();
+  }
+
+  stop(): void {
+    clearInterval(this.ticker);
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.io.input.off("data", this.onKey);
+    if (this.io.input.isTTY) this.io.input.setRawMode(false);
+    this.io.input.pause();
+    this.io.output.write("\n");
+  }
+
+  private handleKey(key: string): void {
+    if (key === SIMULATOR_KEYS.quit || key === "\x03") return this.quit();
+    if (key === SIMULATOR_KEYS.toggleButton) {
+      if (this.buttonDownSince === undefined) this.press();
+      else this.release();
+    } else if (key === SIMULATOR_KEYS.shortPress && this.buttonDownSince === undefined) {
+      this.press();
+      setTimeout(() => this.release(), SHORT_PRESS_MS);
+    }
+    this.draw();
+  }
+
+  private press(): void {
+    this.buttonDownSince = Date.now();
+    this.gpio.press(this.buttonPin, { activeLow: this.buttonActiveLow });
+  }
+
+  private release(): void {
+    this.buttonDownSince = undefined;
+    this.gpio.release(this.buttonPin, { activeLow: this.buttonActiveLow });
+  }
+
+  private draw(): void {
+    const { color } = this.hub.led.current();
+    const state = this.hub.lifecycle.state;
+    const relays = [...this.hub.locks]
+      .map(([name, relay]) => `${name}: ${relay.isUnlocked ? "\x1b[92mUNLOCKED\x1b[0m" : "locked"}`)
+      .join("  ");
+    const held = this.buttonDownSince === undefined ? "up" : `DOWN ${((Date.now() - this.buttonDownSince) / 1000).toFixed(1)} s`;
+    this.io.output.write(
+      `\r\x1b[KLED ${ANSI[color]} ${describePattern(LED_TABLE[state]).padEnd(22)} │ ${state.padEnd(13)} │ ${relays} │ button: ${held}`,
+    );
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The hub's persistent state: one LevelDB, opened once at start and closed on exit, divided into
+ * sublevels with one job each. Values are JSON. Writes that must survive a power cut (events,
+ * secrets, counters) use `sync: true` so they are on disk before the hub acts on them.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Level } from "level";
+import { IqError } from "./errors.js";
+
+type Json = unknown;
+export type Sublevel = ReturnType<Level<string, Json>["sublevel"]>;
+
+/** Names of the sublevels; factory reset wipes those not listed in KEPT_ON_RESET. */
+export const SUBLEVELS = ["meta", "secrets", "users", "apps", "events", "outbox", "requests", "lockout"] as const;
+export type SublevelName = (typeof SUBLEVELS)[number];
+
+/**
+ * The audit trail and its outbox outlive a factory reset: the reset itself is an event, and
+ * the sequence must stay gap-free for subscribers. They hold no secret (Codes never appear).
+ */
+export const KEPT_ON_RESET: readonly SublevelName[] = ["events", "outbox"];
+
+export const SYNC = { sync: true } as const;
+
+export type StoreOp =
+  | { type: "put"; in: SublevelName; key: string; value: Json }
+  | { type: "del"; in: SublevelName; key: string };
+
+export class Store {
+  private constructor(
+    private readonly db: Level<string, Json>,
+    readonly dir: string,
+    private readonly levels: Record<SublevelName, Sublevel>,
+  ) {}
+
+  /** Opens (creating if needed) the database under `<stateDir>/db`. */
+  static async open(stateDir: string): Promise<Store> {
+    const dir = join(stateDir, "db");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const db = new Level<string, Json>(dir, { valueEncoding: "json" });
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      throw new IqError("store_unavailable", `cannot open the store at ${dir}: ${cause}`, { dir });
+    }
+    const levels = Object.fromEntries(
+      SUBLEVELS.map((name) => [name, db.sublevel<string, Json>(name, { valueEncoding: "json" })]),
+    ) as Record<SublevelName, Sublevel>;
+    return new Store(db, dir, levels);
+  }
+
+  sublevel(name: SublevelName): Sublevel {
+    return this.levels[name];
+  }
+
+  /** Writes and deletes across sublevels, atomically and synced to disk. */
+  async commit(ops: readonly StoreOp[]): Promise<void> {
+    await this.db.batch(
+      ops.map((op) =>
+        op.type === "put"
+          ? { type: "put" as const, sublevel: this.levels[op.in], key: op.key, value: op.value }
+          : { type: "del" as const, sublevel: this.levels[op.in], key: op.key },
+      ),
+      SYNC,
+    );
+  }
+
+  async get<T>(name: SublevelName, key: string): Promise<T | undefined> {
+    return (await this.levels[name].get(key)) as T | undefined;
+  }
+
+  async put(name: SublevelName, key: string, value: Json): Promise<void> {
+    await this.commit([{ type: "put", in: name, key, value }]);
+  }
+
+  async del(name: SublevelName, key: string): Promise<void> {
+    await this.commit([{ type: "del", in: name, key }]);
+  }
+
+  /** Wipes every sublevel but the audit trail: the store half of a factory reset. */
+  async wipeForReset(): Promise<void> {
+    for (const name of SUBLEVELS) {
+      if (!KEPT_ON_RESET.includes(name)) await this.levels[name].clear();
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.db.status === "open";
+  }
+
+  async close(): Promise<void> {
+    if (this.db.status === "open" || this.db.status === "opening") await this.db.close();
+  }
+}

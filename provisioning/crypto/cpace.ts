@@ -1,0 +1,253 @@
+/**
+ * CPace, suite CPACE-RISTR255-SHA512 (draft-irtf-cfrg-cpace-21, §7, §8.3, Appendix A), in the
+ * initiator-responder setting, with key confirmation and the derivation of the per-app keys.
+ * It is how an app and the IQ turn a low-entropy secret (the setup secret, a random initial PIN,
+ * a second-device Code) into strong keys: a relay that sees every message learns nothing it can
+ * test offline, and each run is one guess.
+ *
+ * Roles: the app is the initiator (it speaks first), the IQ the responder. Each side:
+ *
+ *     const start = cpaceStart("initiator", { password, ci, sid, ad });  // send start.message
+ *     const result = cpaceFinish(start, peerMessage);                    // send result.confirm
+ *     cpaceVerifyConfirm(result, peerConfirm);                           // throws if it fails
+ *     const keys = deriveAppKeys(result.isk, { iqId, appId });           // only after that
+ *
+ * - `ci` (channel identifier) should name both parties, initiator first (§10.1.1), e.g.
+ *   lvCat(utf8(appId), utf8(iqId)); it is never sent. `sid` must be fresh for every run and
+ *   known to both before it starts (e.g. a random nonce the IQ announced); ≥ 16 bytes, as the
+ *   draft recommends (§10.9, §10.12). `ad` travels in clear and is authenticated.
+ * - A message is lv_cat(Y, AD), which makes transcript_ir(Ya, ADa, Yb, ADb) simply the
+ *   initiator's message followed by the responder's (§A.3.4).
+ *
+ * Key confirmation: the draft leaves the MAC to the application (§10.4) and has no vectors for
+ * it. Each side sends HMAC-SHA512 over the whole transcript under a key derived from ISK for its
+ * own role (TLS-Finished style). Role-separated keys mean that a message or a tag reflected back
+ * to its sender never confirms; a wrong password makes both tags differ.
+ */
+import { ristretto255, ristretto255_hasher } from "@noble/curves/ed25519.js";
+import { bytesToNumberLE } from "@noble/curves/utils.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha512 } from "@noble/hashes/sha2.js";
+import { randomBytes } from "@noble/hashes/utils.js";
+
+import { IqError } from "../../firmware/errors.js";
+import {
+  concatBytes,
+  equalBytes,
+  lengthPrefix,
+  lvCat,
+  requireBytes,
+  requireText,
+  splitLv,
+  utf8,
+  zeroize,
+} from "./bytes.js";
+
+type Point = InstanceType<typeof ristretto255.Point>;
+
+/** G_Ristretto255.DSI (§8.3). */
+const DSI = utf8("CPaceRistretto255");
+const DSI_ISK = utf8("CPaceRistretto255_ISK");
+/** H.s_in_bytes of SHA-512: its input block size (§6.2). */
+const S_IN_BYTES = 128;
+const SHARE_BYTES = 32;
+/** G.I: the encoding of the neutral element, the draft's signal for an invalid input (§6.1). */
+export const CPACE_IDENTITY: Uint8Array = ristretto255.Point.ZERO.toBytes();
+
+const MAX_SECRET_BYTES = 1024;
+const MAX_AD_BYTES = 256;
+const SID_BYTES = { min: 16, max: 64 };
+
+/** generator_string(G.DSI, PRS, CI, sid, H.s_in_bytes) (§8.1, §A.2). Contains the password. */
+export function generatorString(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array): Uint8Array {
+  // Zero padding fills the first hash block so that its length does not depend on the password.
+  const prependedLength = (part: Uint8Array): number => lengthPrefix(part.length).length + part.length;
+  const zpad = Math.max(0, S_IN_BYTES - 1 - prependedLength(prs) - prependedLength(DSI));
+  return lvCat(DSI, prs, new Uint8Array(zpad), ci, sid);
+}
+
+/** G.calculate_generator(H, PRS, CI, sid) for ristretto255 (§8.3): element derivation of a 64-byte hash. */
+export function calculateGenerator(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array): Point {
+  const genStr = generatorString(prs, ci, sid);
+  const hash = sha512(genStr);
+  const g = ristretto255_hasher.deriveToCurve(hash);
+  zeroize(genStr, hash);
+  return g;
+}
+
+/**
+ * G.sample_scalar() as §8.3 recommends: 32 random bytes with the bits above group_size_bits
+ * (252) cleared, read little-endian. Zero, 2^-252 likely, is drawn again (it would make Y = G.I).
+ */
+export function sampleScalar(): bigint {
+  for (;;) {
+    const bytes = randomBytes(32);
+    bytes[31] = (bytes[31] ?? 0) & 0x0f;
+    const scalar = bytesToNumberLE(bytes);
+    zeroize(bytes);
+    if (scalar !== 0n) return scalar;
+  }
+}
+
+/** G.scalar_mult(y, g): the encoding of y·g. */
+export function scalarMult(scalar: bigint, g: Point): Uint8Array {
+  return g.multiply(scalar).toBytes();
+}
+
+/** G.scalar_mult_vfy(y, X): the encoding of y·decode(X), or G.I if X does not decode (§8.3). */
+export function scalarMultVfy(scalar: bigint, encoded: Uint8Array): Uint8Array {
+  let point: Point;
+  try {
+    point = ristretto255.Point.fromBytes(encoded);
+  } catch {
+    return CPACE_IDENTITY;
+  }
+  return point.is0() ? CPACE_IDENTITY : point.multiply(scalar).toBytes();
+}
+
+/** transcript_ir(Ya, ADa, Yb, ADb) = lv_cat(Ya, ADa) || lv_cat(Yb, ADb) (§A.3.4). */
+export function transcriptIr(ya: Uint8Array, ada: Uint8Array, yb: Uint8Array, adb: Uint8Array): Uint8Array {
+  return lvCat(ya, ada, yb, adb);
+}
+
+/** ISK = H.hash(lv_cat(G.DSI || "_ISK", sid, K) || transcript) (§7.2). */
+export function computeIsk(sid: Uint8Array, k: Uint8Array, transcript: Uint8Array): Uint8Array {
+  const input = concatBytes(lvCat(DSI_ISK, sid, k), transcript);
+  const isk = sha512(input);
+  zeroize(input);
+  return isk;
+}
+
+export type CpaceRole = "initiator" | "responder";
+
+export interface CpaceInputs {
+  /** PRS: the shared low-entropy secret, as bytes (encode text with utf8 after normalising it). */
+  password: Uint8Array;
+  /** Channel identifier: both party ids, initiator first. Not sent. */
+  ci: Uint8Array;
+  /** Fresh session id known to both before the run, 16 to 64 bytes. */
+  sid: Uint8Array;
+  /** Associated data sent in clear with the share and authenticated by the run. */
+  ad?: Uint8Array;
+}
+
+/** A started run: send `message` to the peer, then hand the peer's message to cpaceFinish. */
+export interface CpaceStart {
+  readonly role: CpaceRole;
+  readonly message: Uint8Array;
+}
+
+/** A finished run: send `confirm`, check the peer's with cpaceVerifyConfirm before using `isk`. */
+export interface CpaceResult {
+  /** The intermediate session key (64 bytes); feed it to deriveAppKeys, never use it directly. */
+  readonly isk: Uint8Array;
+  readonly confirm: Uint8Array;
+  /** The peer's associated data, authenticated once the confirmation checks out. */
+  readonly peerAd: Uint8Array;
+}
+
+// Secrets stay in module-private maps, out of reach of logging or serialising the handles, and
+// are removed on first use so that a scalar is never used twice (§10.9).
+const pendingRuns = new WeakMap<CpaceStart, { scalar: bigint; sid: Uint8Array }>();
+const expectedConfirms = new WeakMap<CpaceResult, Uint8Array>();
+
+function cpaceError(code: string, message: string): IqError {
+  return new IqError(code, message);
+}
+
+/** Start a run: compute the generator from the password and send Y = y·g with the AD. */
+export function cpaceStart(role: CpaceRole, inputs: CpaceInputs): CpaceStart {
+  if (role !== "initiator" && role !== "responder") {
+    throw new IqError("crypto_input_invalid", "role: expected initiator or responder", { argument: "role" });
+  }
+  const password = requireBytes("password", inputs.password, { min: 1, max: MAX_SECRET_BYTES });
+  const ci = requireBytes("ci", inputs.ci, { min: 0, max: MAX_SECRET_BYTES });
+  const sid = requireBytes("sid", inputs.sid, SID_BYTES);
+  const ad = requireBytes("ad", inputs.ad ?? new Uint8Array(0), { min: 0, max: MAX_AD_BYTES });
+  const scalar = sampleScalar();
+  const start: CpaceStart = Object.freeze({
+    role,
+    message: lvCat(scalarMult(scalar, calculateGenerator(password, ci, sid)), ad),
+  });
+  pendingRuns.set(start, { scalar, sid: sid.slice() });
+  return start;
+}
+
+function confirmTag(isk: Uint8Array, role: CpaceRole, transcript: Uint8Array): Uint8Array {
+  const key = hkdf(sha512, isk, undefined, utf8(`iq-hub/v1/cpace/confirm/${role}`), 64);
+  const tag = hmac(sha512, key, transcript);
+  zeroize(key);
+  return tag;
+}
+
+/**
+ * Finish a run with the peer's message: K = y·Y_peer, aborting (IqError `cpace_invalid_point`)
+ * when Y_peer does not decode or K is the neutral element, as §7.2 and §8.3.1 demand; then ISK
+ * and both confirmation tags. A start can be finished once (`cpace_state_used`).
+ */
+export function cpaceFinish(start: CpaceStart, peerMessage: Uint8Array): CpaceResult {
+  const pending = pendingRuns.get(start);
+  if (pending === undefined) {
+    throw cpaceError("cpace_state_used", "this CPace run was already finished, or not started with cpaceStart");
+  }
+  pendingRuns.delete(start);
+  const parts = peerMessage instanceof Uint8Array ? splitLv(peerMessage, 2) : undefined;
+  const [peerShare, peerAd] = parts ?? [];
+  if (peerShare === undefined || peerAd === undefined || peerShare.length !== SHARE_BYTES || peerAd.length > MAX_AD_BYTES) {
+    throw cpaceError("cpace_message_malformed", "the peer's CPace message is not a 32-byte share with associated data");
+  }
+  const k = scalarMultVfy(pending.scalar, peerShare);
+  if (equalBytes(k, CPACE_IDENTITY)) {
+    throw cpaceError("cpace_invalid_point", "the peer's CPace share is not a valid group element; the run is aborted");
+  }
+  const [first, second] = start.role === "initiator" ? [start.message, peerMessage] : [peerMessage, start.message];
+  const transcript = concatBytes(first, second);
+  const isk = computeIsk(pending.sid, k, transcript);
+  zeroize(k);
+  const peerRole: CpaceRole = start.role === "initiator" ? "responder" : "initiator";
+  const result: CpaceResult = Object.freeze({
+    isk,
+    confirm: confirmTag(isk, start.role, transcript),
+    peerAd: peerAd.slice(),
+  });
+  expectedConfirms.set(result, confirmTag(isk, peerRole, transcript));
+  return result;
+}
+
+/**
+ * Check the peer's confirmation tag in constant time; IqError `cpace_confirm_failed` means a
+ * wrong password (or a tampered run): nothing derived from this run may be used.
+ */
+export function cpaceVerifyConfirm(result: CpaceResult, peerConfirm: Uint8Array): void {
+  const expected = expectedConfirms.get(result);
+  if (expected === undefined) {
+    throw cpaceError("cpace_state_used", "this CPace result did not come from cpaceFinish");
+  }
+  if (!(peerConfirm instanceof Uint8Array) || !equalBytes(expected, peerConfirm)) {
+    throw cpaceError("cpace_confirm_failed", "CPace key confirmation failed: the secret does not match");
+  }
+}
+
+/** The two per-app keys an activation produces. */
+export interface AppKeys {
+  /** AES-256 key of the app's Codes (FF1). */
+  codeKey: Uint8Array;
+  /** XChaCha20-Poly1305 key of the app's sealed commands. */
+  messageKey: Uint8Array;
+}
+
+const APP_KEYS_SALT = utf8("iq-hub/v1/app-keys");
+
+/**
+ * HKDF-SHA512 from ISK (§10.3: never use ISK directly), bound to the IQ and the app so that the
+ * same run can never yield keys for another pair.
+ */
+export function deriveAppKeys(isk: Uint8Array, context: { iqId: string; appId: string }): AppKeys {
+  requireBytes("isk", isk, 64);
+  const info = lvCat(utf8("code+message keys"), requireText("iqId", context.iqId), requireText("appId", context.appId));
+  const okm = hkdf(sha512, isk, APP_KEYS_SALT, info, 64);
+  const keys = { codeKey: okm.slice(0, 32), messageKey: okm.slice(32) };
+  zeroize(okm);
+  return keys;
+}

@@ -1,0 +1,73 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { envNameFor, loadConfig, validateConfig } from "../../firmware/config.js";
+import { ConfigError } from "../../firmware/errors.js";
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config", () => {
+  it("runs on defaults with no file: one door relay on BCM 27, button on 17, LED on 22/23/24", () => {
+    const { config, file } = loadConfig({ env: {} });
+    expect(file).toBeUndefined();
+    expect(config.locks).toEqual([{ name: "door", pin: 27, activeLow: false, pulseMs: 3000 }]);
+    expect(config.button).toMatchObject({ pin: 17, activeLow: true, resetArmMs: 10_000, resetCancelMs: 30_000 });
+    expect(config.led).toMatchObject({ red: 22, green: 23, blue: 24, commonAnode: false });
+    expect(config.gpio.backend).toBe("auto");
+  });
+
+  it("a wrong type names the key, the file and the environment variable that would override it", () => {
+    const error = errorOf(() => validateConfig({ button: { resetArmMs: "ten" } }, "/etc/iq-hub/config.json"));
+    expect(error.key).toBe("button.resetArmMs");
+    expect(error.message).toContain("/etc/iq-hub/config.json");
+    expect(error.message).toContain("IQ_HUB_BUTTON__RESET_ARM_MS");
+  });
+
+  it("an unknown key lists the allowed keys", () => {
+    const error = errorOf(() => validateConfig({ buton: {} }));
+    expect(error.key).toBe("buton");
+    expect(error.message).toMatch(/allowed: .*button/);
+  });
+
+  it("refuses two functions on one pin", () => {
+    const error = errorOf(() => validateConfig({ locks: [{ name: "door", pin: 17 }] }));
+    expect(error.key).toBe("locks.0.pin");
+    expect(error.message).toContain("button.pin");
+  });
+
+  it("refuses a cancel threshold shorter than the arm threshold", () => {
+    expect(errorOf(() => validateConfig({ button: { resetArmMs: 40_000 } })).key).toBe("button.resetCancelMs");
+  });
+
+  it("environment variables override the file, and their errors name the variable", () => {
+    const dir = mkdtempSync(join(tmpdir(), "iq-config-"));
+    const file = join(dir, "config.json");
+    writeFileSync(file, JSON.stringify({ gpio: { backend: "onoff" }, button: { debounceMs: 20 } }));
+    const { config } = loadConfig({ env: { IQ_HUB_CONFIG: file, IQ_HUB_GPIO__BACKEND: "mock" } });
+    expect(config.gpio.backend).toBe("mock");
+    expect(config.button.debounceMs).toBe(20);
+    const error = errorOf(() => loadConfig({ env: { IQ_HUB_BUTTON__DEBOUNCE_MS: "fast" } }));
+    expect(error.message).toContain("environment IQ_HUB_BUTTON__DEBOUNCE_MS");
+  });
+
+  it("a file that is not JSON is a clear error", () => {
+    const dir = mkdtempSync(join(tmpdir(), "iq-config-"));
+    const file = join(dir, "config.json");
+    writeFileSync(file, "{ locks: [ }");
+    expect(errorOf(() => loadConfig({ file, env: {} })).message).toMatch(/is not valid JSON/);
+  });
+
+  it("maps key paths to environment names", () => {
+    expect(envNameFor(["mqtt", "url"])).toBe("IQ_HUB_MQTT__URL");
+    expect(envNameFor(["stateDir"])).toBe("IQ_HUB_STATE_DIR");
+  });
+});

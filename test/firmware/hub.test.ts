@@ -1,0 +1,145 @@
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { MockGpio } from "../../hal/mock-backend.js";
+import { validateConfig } from "../../firmware/config.js";
+import { Hub } from "../../firmware/hub.js";
+import { createLogger } from "../../firmware/log.js";
+import { Store } from "../../firmware/store.js";
+
+const BUTTON = 17;
+const RELAY = 27;
+const LED = { red: 22, green: 23, blue: 24 };
+
+/** Lets LevelDB's thread-pool work finish while timers stay fake. */
+async function settle(until: () => boolean): Promise<void> {
+  const deadline = process.hrtime.bigint() + 5_000_000_000n;
+  while (!until() && process.hrtime.bigint() < deadline) await new Promise((resolve) => setImmediate(resolve));
+  expect(until()).toBe(true);
+}
+
+function ledColor(gpio: MockGpio): string {
+  const lit = [gpio.level(LED.red), gpio.level(LED.green), gpio.level(LED.blue)].map((l) => l === 1);
+  const names = ["red", "green", "blue"].filter((_, i) => lit[i]);
+  return names.join("+") || "off";
+}
+
+describe("hub on mock GPIO", () => {
+  let stateDir: string;
+  let gpio: MockGpio;
+  let hub: Hub;
+  const lines: string[] = [];
+
+  async function startHub(setup?: (gpio: MockGpio) => void): Promise<Hub> {
+    gpio = new MockGpio();
+    setup?.(gpio);
+    const config = validateConfig({ stateDir, gpio: { backend: "mock" } });
+    hub = new Hub({ config, port: gpio, log: createLogger({ write: (l) => lines.push(l) }) });
+    await hub.start(await Store.open(stateDir));
+    return hub;
+  }
+
+  beforeEach(() => {
+    stateDir = mkdtempSync(join(tmpdir(), "iq-hub-"));
+    lines.length = 0;
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date", "performance"] });
+  });
+  afterEach(async () => {
+    await hub.close();
+    vi.useRealTimers();
+  });
+
+  it("boots locked, then shows the claim window in fast blue", async () => {
+    await startHub();
+    expect(gpio.timeline[0]).toMatchObject({ bcm: RELAY, level: 0 });
+    expect(hub.lifecycle.state).toBe("claimWindow");
+    expect(ledColor(gpio)).toBe("blue");
+    vi.advanceTimersByTime(125);
+    expect(ledColor(gpio)).toBe("off");
+    expect(hub.iqId).toMatch(/^iq-[0-9a-f]{10}$/);
+  });
+
+  it("holding reset for 9.9 s does nothing", async () => {
+    await startHub();
+    gpio.press(BUTTON);
+    vi.advanceTimersByTime(9_900);
+    expect(hub.lifecycle.state).toBe("claimWindow");
+    gpio.release(BUTTON);
+    vi.advanceTimersByTime(100);
+    expect(hub.lifecycle.state).toBe("claimWindow");
+    expect(await hub.events.list()).toEqual([]);
+  });
+
+  it("holding reset for 10 s starts the red-green-blue cycle; releasing then wipes the IQ", async () => {
+    await startHub();
+    await hub["store"].put("users", "alice", { role: "owner" });
+    const oldKey = readFileSync(hub.deviceKeyFile);
+    gpio.press(BUTTON);
+    vi.advanceTimersByTime(10_050);
+    expect(hub.lifecycle.state).toBe("resetArmed");
+    const colors = [ledColor(gpio)];
+    for (let i = 0; i < 2; i++) {
+      vi.advanceTimersByTime(500);
+      colors.push(ledColor(gpio));
+    }
+    expect(new Set(colors)).toEqual(new Set(["red", "green", "blue"]));
+    gpio.release(BUTTON);
+    vi.advanceTimersByTime(60);
+    await settle(() => hub.lifecycle.state === "claimWindow");
+    expect(await hub["store"].get("users", "alice")).toBeUndefined();
+    expect(readFileSync(hub.deviceKeyFile).equals(oldKey)).toBe(false);
+    expect((await hub.events.list()).map((e) => e.type)).toEqual(["factory_reset"]);
+  });
+
+  it("still held at 30 s cancels the reset and the LED returns to the state's pattern", async () => {
+    await startHub();
+    await hub["store"].put("users", "alice", { role: "owner" });
+    gpio.press(BUTTON);
+    vi.advanceTimersByTime(30_050);
+    expect(hub.lifecycle.state).toBe("claimWindow");
+    gpio.release(BUTTON);
+    vi.advanceTimersByTime(60);
+    expect(hub.lifecycle.state).toBe("claimWindow");
+    expect(await hub["store"].get("users", "alice")).toEqual({ role: "owner" });
+  });
+
+  it("a press already held at start does nothing until it is released once", async () => {
+    await startHub((g) => g.press(BUTTON));
+    expect(lines.some((l) => l.includes("reads as pressed at start"))).toBe(true);
+    vi.advanceTimersByTime(40_000);
+    expect(hub.lifecycle.state).toBe("claimWindow");
+    gpio.release(BUTTON);
+    vi.advanceTimersByTime(60);
+    gpio.press(BUTTON);
+    vi.advanceTimersByTime(10_050);
+    expect(hub.lifecycle.state).toBe("resetArmed");
+  });
+
+  it("a short press opens the claim window again and logs the status", async () => {
+    await startHub();
+    vi.advanceTimersByTime(300_000);
+    expect(hub.lifecycle.state).toBe("unclaimed");
+    gpio.press(BUTTON);
+    vi.advanceTimersByTime(200);
+    gpio.release(BUTTON);
+    vi.advanceTimersByTime(60);
+    expect(hub.lifecycle.state).toBe("claimWindow");
+    expect(lines.some((l) => l.includes("status") && l.includes("door=locked"))).toBe(true);
+  });
+
+  it("the relay is locked after a pulse and after shutdown", async () => {
+    await startHub();
+    const relay = hub.locks.get("door")!;
+    void relay.pulse();
+    expect(gpio.level(RELAY)).toBe(1);
+    vi.advanceTimersByTime(3_000);
+    expect(gpio.level(RELAY)).toBe(0);
+    relay.hold();
+    expect(gpio.level(RELAY)).toBe(1);
+    await hub.close();
+    expect(gpio.level(RELAY)).toBe(0);
+    expect(ledColor(gpio)).toBe("off");
+    expect(existsSync(hub.deviceKeyFile)).toBe(true);
+  });
+});

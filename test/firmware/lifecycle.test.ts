@@ -1,0 +1,57 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Lifecycle } from "../../firmware/lifecycle.js";
+
+describe("lifecycle", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("boots, then shows the claim window, which closes back to unclaimed", () => {
+    const lifecycle = new Lifecycle();
+    const seen: string[] = [];
+    lifecycle.on("change", (state) => seen.push(state));
+    expect(lifecycle.state).toBe("booting");
+    lifecycle.enter("unclaimed");
+    lifecycle.openClaimWindow(60_000);
+    expect(lifecycle.state).toBe("claimWindow");
+    expect(lifecycle.isClaimWindowOpen()).toBe(true);
+    vi.advanceTimersByTime(60_000);
+    expect(lifecycle.state).toBe("unclaimed");
+    expect(lifecycle.isClaimWindowOpen()).toBe(false);
+    expect(seen).toEqual(["unclaimed", "claimWindow", "unclaimed"]);
+  });
+
+  it("reset armed outranks everything but an error", () => {
+    const lifecycle = new Lifecycle();
+    lifecycle.enter("activated");
+    lifecycle.setOfficeMode(true);
+    lifecycle.setResetArmed(true);
+    expect(lifecycle.state).toBe("resetArmed");
+    lifecycle.setResetArmed(false);
+    expect(lifecycle.state).toBe("officeMode");
+    lifecycle.enter("error");
+    lifecycle.enter("activated");
+    expect(lifecycle.state).toBe("error");
+  });
+
+  it("a refusal shows briefly, then the state returns", () => {
+    const lifecycle = new Lifecycle();
+    lifecycle.enter("activated");
+    lifecycle.setBrokerConnected(false);
+    lifecycle.showRefused();
+    expect(lifecycle.state).toBe("refused");
+    vi.advanceTimersByTime(1_000);
+    expect(lifecycle.state).toBe("offline");
+  });
+
+  it("an unsynchronised clock shows only once the broker is fine", () => {
+    const lifecycle = new Lifecycle();
+    lifecycle.enter("activated");
+    lifecycle.setClockSynced(false);
+    lifecycle.setBrokerConnected(false);
+    expect(lifecycle.state).toBe("offline");
+    lifecycle.setBrokerConnected(true);
+    expect(lifecycle.state).toBe("clockUnsynced");
+    lifecycle.setClockSynced(true);
+    expect(lifecycle.state).toBe("ready");
+  });
+});
