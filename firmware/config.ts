@@ -71,7 +71,22 @@ const mqttSchema = z.strictObject({
   key: z.string().optional(),
   topicPrefix: z.string().regex(/^[^#+\s]+$/, "a topic prefix without wildcards").default("iq/v1"),
   keepaliveS: z.number().int().min(5).max(3_600).default(30),
-});
+  /** 4 = MQTT 3.1.1, 5 = MQTT 5. Absent: 5 for an external broker, 4 for the embedded one (aedes speaks 3.1.1 only). */
+  protocolVersion: z.union([z.literal(4), z.literal(5)]).optional(),
+  /** Absent: `iq-<iqId>`, stable across restarts so that the broker keeps the hub's session. */
+  clientId: z.string().regex(/^[\x21-\x7e]{1,128}$/, "1 to 128 printable ASCII characters, no spaces").optional(),
+  /** Reconnect delays grow exponentially from min to max, with jitter so that a fleet does not reconnect in step. */
+  reconnectMinMs: ms(100, 60_000).default(1_000),
+  reconnectMaxMs: ms(1_000, 600_000).default(30_000),
+})
+  .refine((m) => m.reconnectMaxMs >= m.reconnectMinMs, {
+    path: ["reconnectMaxMs"],
+    message: "must be at least mqtt.reconnectMinMs",
+  })
+  .refine((m) => m.url !== undefined || m.protocolVersion !== 5, {
+    path: ["protocolVersion"],
+    message: "the embedded broker speaks MQTT 3.1.1 only: use 4, or set mqtt.url to a broker that speaks MQTT 5",
+  });
 
 export const configSchema = z.strictObject({
   /** The IQ's id in topics and Codes. Absent: generated once and kept in the store. */

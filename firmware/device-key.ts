@@ -43,6 +43,7 @@ export async function readDeviceKey(file: string): Promise<Uint8Array | undefine
   }
   try {
     const stat = await handle.stat();
+    if (!stat.isFile()) throw damaged(file);
     if ((stat.mode & 0o077) !== 0) {
       const mode = (stat.mode & 0o777).toString(8).padStart(4, "0");
       throw new IqError(
@@ -52,18 +53,13 @@ export async function readDeviceKey(file: string): Promise<Uint8Array | undefine
         { file, mode },
       );
     }
-    if (!stat.isFile() || stat.size !== DEVICE_KEY_BYTES) {
-      throw new IqError(
-        "device_key_invalid",
-        `the device key ${file} is not a file of ${DEVICE_KEY_BYTES} bytes: it is damaged, and the secrets ` +
-          `sealed under it cannot be read; restore it from a backup or factory-reset the IQ`,
-        { file },
-      );
-    }
+    if (stat.size !== DEVICE_KEY_BYTES) throw damaged(file);
     const key = new Uint8Array(DEVICE_KEY_BYTES);
     const { bytesRead } = await handle.read(key, 0, DEVICE_KEY_BYTES, 0);
-    if (bytesRead !== DEVICE_KEY_BYTES) throw unavailable(file, new Error("short read"));
+    if (bytesRead !== DEVICE_KEY_BYTES) throw new Error("short read");
     return key;
+  } catch (err) {
+    throw unavailable(file, err);
   } finally {
     await handle.close();
   }
@@ -133,6 +129,15 @@ async function syncDirectory(dir: string): Promise<void> {
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
+}
+
+function damaged(file: string): IqError {
+  return new IqError(
+    "device_key_invalid",
+    `the device key ${file} is not a file of ${DEVICE_KEY_BYTES} bytes: it is damaged, and the secrets ` +
+      `sealed under it cannot be read; restore it from a backup or factory-reset the IQ`,
+    { file },
+  );
 }
 
 function unavailable(file: string, err: unknown): IqError {

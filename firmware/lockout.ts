@@ -103,6 +103,7 @@ export class Lockout {
   /**
    * Counts a wrong attempt that `attempt` could not wrap (a CPace run whose key confirmation
    * failed). Returns the new status so the caller can record a "lockout" event when it changed.
+   * Such a caller must itself allow one run per user at a time, or parallel runs all pass `check`.
    */
   recordFailure(userId: string): Promise<LockoutStatus> {
     return this.serial(userId, async () => this.fail(userId, await this.load(userId)));
@@ -143,7 +144,8 @@ export class Lockout {
     return parseRecord(await this.store.get("lockout", userId));
   }
 
-  private serial<T>(userId: string, task: () => Promise<T>): Promise<T> {
+  /** Async so that a bad user id is a rejected promise, like every other failure here. */
+  private async serial<T>(userId: string, task: () => Promise<T>): Promise<T> {
     assertUserId(userId);
     const result = (this.queues.get(userId) ?? Promise.resolve()).then(task);
     const tail = result.catch(() => undefined);

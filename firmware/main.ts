@@ -93,7 +93,7 @@ async function main(): Promise<void> {
 
   hub.lifecycle.on("change", (state) => {
     const relays = Object.fromEntries([...hub.locks].map(([name, r]) => [name, r.isUnlocked ? "unlocked" : "locked"]));
-    log.info("state", { state, led: describePattern(LED_TABLE[state]), ...relays });
+    log.info("state", { state, phase: hub.lifecycle.phase, led: describePattern(LED_TABLE[state]), ...relays });
   });
 
   let stopping = false;

@@ -59,17 +59,17 @@ export class SecretStore {
     throw new TypeError(`the secret "${key}" holds JSON, not bytes`);
   }
 
-  put(key: string, value: SecretValue): Promise<void> {
-    return this.putMany([[key, value]]);
+  async put(key: string, value: SecretValue): Promise<void> {
+    await this.putMany([[key, value]]);
   }
 
   /** Several secrets at once, atomically and synced. */
-  putMany(entries: Iterable<readonly [string, SecretValue]>): Promise<void> {
-    return this.store.commit(Array.from(entries, ([key, value]) => this.sealOp(key, value)));
+  async putMany(entries: Iterable<readonly [string, SecretValue]>): Promise<void> {
+    await this.store.commit(Array.from(entries, ([key, value]) => this.sealOp(key, value)));
   }
 
-  del(key: string): Promise<void> {
-    return this.store.commit([this.delOp(key)]);
+  async del(key: string): Promise<void> {
+    await this.store.commit([this.delOp(key)]);
   }
 
   /** A sealed write, to commit in one batch with plain records (a user and their app key). */

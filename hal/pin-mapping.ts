@@ -15,11 +15,11 @@ export const DEFAULT_SYSFS_ROOT = "/sys/class/gpio";
 const MAX_BCM = 53;
 
 /** Label of the chip that drives the header, per Raspberry Pi generation. */
-const HEADER_CHIPS: Readonly<Record<string, string>> = {
-  "pinctrl-rp1": "Raspberry Pi 5",
-  "pinctrl-bcm2711": "Raspberry Pi 4",
-  "pinctrl-bcm2835": "Raspberry Pi Zero–3",
-};
+const HEADER_CHIPS: ReadonlyMap<string, string> = new Map([
+  ["pinctrl-rp1", "Raspberry Pi 5"],
+  ["pinctrl-bcm2711", "Raspberry Pi 4"],
+  ["pinctrl-bcm2835", "Raspberry Pi Zero–3"],
+]);
 
 export interface GpioChip {
   /** Directory name under the sysfs root, e.g. `gpiochip512`. */
@@ -65,13 +65,13 @@ export function resolveChipBase({ sysfsRoot = DEFAULT_SYSFS_ROOT, base }: PinMap
     }
     return { base, source: `sysfs base ${base} from gpio.sysfsBase` };
   }
-  const chip = findHeaderChip(sysfsRoot);
-  return { base: chip.base, source: `${chip.label} (${HEADER_CHIPS[chip.label]}), sysfs base ${chip.base}` };
+  const { label, board, base: detected } = findHeaderChip(sysfsRoot);
+  return { base: detected, source: `${label} (${board}), sysfs base ${detected}` };
 }
 
 /** Every `gpiochip*` under `sysfsRoot`, in number order; none if the root does not exist. */
 export function listGpioChips(sysfsRoot: string): GpioChip[] {
-  const entries = readSysfsDir(sysfsRoot) ?? [];
+  const entries = unlessMissing(() => readdirSync(sysfsRoot)) ?? [];
   return entries
     .filter((name) => /^gpiochip\d+$/.test(name))
     .sort((a, b) => chipNumber(a) - chipNumber(b))
@@ -87,43 +87,35 @@ export function listGpioChips(sysfsRoot: string): GpioChip[] {
  * end in NUL, which is dropped too.
  */
 export function readSysfsText(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8").replaceAll("\0", "").trim();
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
+  return unlessMissing(() => readFileSync(path, "utf8").replaceAll("\0", "").trim());
 }
 
-function findHeaderChip(sysfsRoot: string): GpioChip {
+function findHeaderChip(sysfsRoot: string): GpioChip & { board: string } {
   const chips = listGpioChips(sysfsRoot);
-  const chip = chips.find((c) => c.label in HEADER_CHIPS && Number.isInteger(c.base));
-  if (chip) return chip;
+  for (const chip of chips) {
+    const board = HEADER_CHIPS.get(chip.label);
+    if (board !== undefined && Number.isInteger(chip.base)) return { ...chip, board };
+  }
   const found = chips.length === 0 ? "none" : chips.map((c) => `${c.name} "${c.label}" base ${c.base}`).join(", ");
-  const expected = Object.entries(HEADER_CHIPS)
-    .map(([label, board]) => `${label} (${board})`)
-    .join(", ");
+  const expected = [...HEADER_CHIPS].map(([label, board]) => `${label} (${board})`).join(", ");
   throw new GpioError(
     `no Raspberry Pi GPIO chip under ${sysfsRoot} (found: ${found}); expected one labelled ${expected}. ` +
-      `If the header is driven by another chip, set gpio.sysfsBase to its base.`,
+      `If the header is driven by another chip, set gpio.sysfsBase to its base`,
     { sysfsRoot, chips },
   );
 }
 
-function readSysfsDir(path: string): string[] | undefined {
+/** The result of `read`, or undefined if the path it reads does not exist; other errors are thrown. */
+function unlessMissing<T>(read: () => T): T | undefined {
   try {
-    return readdirSync(path);
+    return read();
   } catch (error) {
-    if (isMissing(error)) return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
     throw error;
   }
 }
 
 function chipNumber(name: string): number {
   return Number(name.slice("gpiochip".length));
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === "ENOENT" || code === "ENOTDIR";
 }

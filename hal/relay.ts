@@ -61,10 +61,11 @@ export class Relay {
       }
       return this.activePulse.done;
     }
+    // Unlock first: if the write fails, no timer is left behind to write again later.
+    this.drive(false);
     let finish = (): void => {};
     const done = new Promise<void>((resolve) => (finish = resolve));
     this.activePulse = { timer: setTimeout(() => this.lock(), ms), endsAt, done, finish };
-    this.drive(false);
     return done;
   }
 

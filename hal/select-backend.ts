@@ -31,12 +31,7 @@ export async function openGpio(options: OpenGpioOptions): Promise<OpenedGpio> {
     case "onoff":
       return openOnoff(options, "onoff GPIO chosen in config");
     case "auto": {
-      const model = readSysfsText(deviceTreeModelPath);
-      const found = model?.includes("Raspberry Pi")
-        ? `${model} detected`
-        : listGpioChips(sysfsRoot).length > 0
-          ? `GPIO chips found under ${sysfsRoot}`
-          : undefined;
+      const found = realGpioEvidence(deviceTreeModelPath, sysfsRoot);
       if (found === undefined) {
         return { port: new MockGpio(), reason: `no GPIO found (${sysfsRoot} has no gpiochip): running on mock GPIO` };
       }
@@ -52,6 +47,14 @@ export async function openGpio(options: OpenGpioOptions): Promise<OpenedGpio> {
       }
     }
   }
+}
+
+/** Why this machine has real GPIO, or undefined if it has none. */
+function realGpioEvidence(deviceTreeModelPath: string, sysfsRoot: string): string | undefined {
+  const model = readSysfsText(deviceTreeModelPath);
+  if (model?.includes("Raspberry Pi")) return `${model} detected`;
+  if (listGpioChips(sysfsRoot).length > 0) return `GPIO chips found under ${sysfsRoot}`;
+  return undefined;
 }
 
 async function openOnoff(options: OnoffGpioOptions, why: string): Promise<OpenedGpio> {

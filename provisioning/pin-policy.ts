@@ -3,7 +3,7 @@
  * the IQ (which has the last word) and the companion app (which says no before sending).
  *
  * A PIN is 4 to 8 ASCII digits, as in the Matter Door Lock cluster's MinPINCodeLength /
- * MaxPINCodeLength. "Trivial" PINs are refused (ETSI EN 303 645 provision 5.1: no guessable
+ * MaxPINCodeLength. "Trivial" PINs are refused (ETSI EN 303 645 section 5.1: no guessable
  * credentials). The lockout gives an attacker only a handful of guesses, and those guesses are
  * spent on the most popular PINs first, so the policy removes exactly those, by three rules:
  *
@@ -24,8 +24,8 @@ export const PIN_LENGTH = { min: 4, max: 8 } as const;
 /**
  * Popular PINs caught by neither rule above. From the 20 most common 4-digit PINs in
  * DataGenetics' analysis of 3.4 million leaked PINs (N. Berry, "PIN analysis", 2012), minus the
- * repeats and runs: 1004, 2000, 2001, 1122. Plus the keypad's middle column 2580 and its reverse
- * 0852 (no. 22 in the same analysis). And the 6-digit forms of the same habits (pairs, mirror,
+ * repeats and runs: 1004, 2000, 2001, 1122. Plus 2580, the keypad's middle column, just below
+ * that top 20, and its reverse 0852. And the 6-digit forms of the same habits (pairs, mirror,
  * keypad rows, columns and diagonals) near the top of the 6-digit PIN lists in Wang et al.,
  * "Understanding Human-Chosen PINs: Characteristics, Distribution and Security" (ACM AsiaCCS 2017).
  */

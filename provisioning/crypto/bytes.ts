@@ -42,7 +42,7 @@ export function requireUint(name: string, value: unknown): number {
 }
 
 // Identifiers end up in tweaks and associated data; control characters there only ever mean a
-// bug or an attack, and a cap keeps a hostile id from making every FF1 round hash kilobytes.
+// bug or an attack, and a cap keeps a hostile id from making every FF1 round encrypt kilobytes.
 const MAX_TEXT_BYTES = 128;
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -88,6 +88,7 @@ export function lvCat(...parts: Uint8Array[]): Uint8Array {
   return concatBytes(...parts.flatMap((part) => [lengthPrefix(part.length), part]));
 }
 
+/** The parts back to back, without lengths: for fixed-layout envelopes and transcripts. */
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
   let offset = 0;

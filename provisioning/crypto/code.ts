@@ -155,15 +155,19 @@ function cipherFor(ctx: CheckedContext, step: number): ReturnType<typeof FF1> {
 function pinTag(ctx: CheckedContext, counter: number, pin: string): number {
   // A separate HMAC key keeps the AES key of FF1 and the MAC key independent.
   const tagKey = hkdf(sha256, ctx.key, undefined, TAG_KEY_INFO, 32);
-  const message = lvCat(TAG_LABEL, ...ctx.binding, u64be(counter), utf8(pin));
+  const pinBytes = utf8(pin);
+  const message = lvCat(TAG_LABEL, ...ctx.binding, u64be(counter), pinBytes);
   const mac = hmac(sha256, tagKey, message);
   const tag = new DataView(mac.buffer, mac.byteOffset).getUint32(0) >>> (32 - P.pinTagBits);
-  zeroize(tagKey, message, mac);
+  zeroize(tagKey, pinBytes, message, mac);
   return tag;
 }
 
 function toDigits(value: number): number[] {
-  return Array.from({ length: P.symbols }, (_, i) => Math.floor(value / P.radix ** (P.symbols - 1 - i)) % P.radix);
+  return Array.from({ length: P.symbols }, (_, i) => {
+    const weight = P.radix ** (P.symbols - 1 - i);
+    return Math.floor(value / weight) % P.radix;
+  });
 }
 
 function fromDigits(digits: readonly number[]): number {
@@ -186,7 +190,8 @@ export function generateCode(
   if (seq >= P.codesPerStep) {
     throw new IqError(
       "code_rate_limited",
-      `this app has made its ${P.codesPerStep} Codes for this minute (or its clock went back); try again in a minute`,
+      `this app has made its ${P.codesPerStep} Codes for this minute (or its clock went back); ` +
+        "try again in a minute",
     );
   }
   const plaintext = (seq << (P.checkBits + P.pinTagBits)) | pinTag(ctx, counter, pin);
@@ -212,9 +217,13 @@ function checkDigits(
     const check = (plaintext >>> P.pinTagBits) & CHECK_MASK;
     const counter = step * P.codesPerStep + (plaintext >>> (P.checkBits + P.pinTagBits));
     let outcome: CodeCheck;
-    if (check !== 0) outcome = { ok: false, reason: "not_ours" };
-    else if ((plaintext & TAG_MASK) !== pinTag(ctx, counter, expectedPin)) outcome = { ok: false, reason: "wrong_pin" };
-    else outcome = counter > lastCounter ? { ok: true, counter } : { ok: false, reason: "replay" };
+    if (check !== 0) {
+      outcome = { ok: false, reason: "not_ours" };
+    } else if ((plaintext & TAG_MASK) !== pinTag(ctx, counter, expectedPin)) {
+      outcome = { ok: false, reason: "wrong_pin" };
+    } else {
+      outcome = counter > lastCounter ? { ok: true, counter } : { ok: false, reason: "replay" };
+    }
     if (rankOf(outcome) > rankOf(best)) best = outcome;
   }
   return best;
@@ -268,7 +277,8 @@ export function validateCodeForUser(input: {
     reason: "not_ours",
   };
   for (const device of input.devices) {
-    const ctx = checkContext({ key: device.key, iqId: input.iqId, appId: device.appId, purpose: input.purpose });
+    const { iqId, purpose } = input;
+    const ctx = checkContext({ key: device.key, iqId, appId: device.appId, purpose });
     const lastCounter = requireUint("lastCounter", device.lastCounter);
     const check = checkDigits(ctx, digits, input.now, expectedPin, lastCounter);
     if (rankOf(check) > rankOf(best)) best = check.ok ? { ...check, appId: device.appId } : check;

@@ -53,9 +53,9 @@ const DSI_ISK = utf8("CPaceRistretto255_ISK");
 const S_IN_BYTES = 128;
 const SHARE_BYTES = 32;
 /** G.I: the encoding of the neutral element, the draft's signal for an invalid input (§6.1). */
-export const CPACE_IDENTITY: Uint8Array = ristretto255.Point.ZERO.toBytes();
+const IDENTITY = ristretto255.Point.ZERO.toBytes();
 
-const MAX_SECRET_BYTES = 1024;
+const MAX_INPUT_BYTES = 1024;
 const MAX_AD_BYTES = 256;
 const SID_BYTES = { min: 16, max: 64 };
 
@@ -71,7 +71,8 @@ export function generatorString(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array
 export function calculateGenerator(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array): Point {
   const genStr = generatorString(prs, ci, sid);
   const hash = sha512(genStr);
-  const g = ristretto255_hasher.deriveToCurve(hash);
+  // RFC 9496 element derivation; noble types it optional because not every curve has one.
+  const g = ristretto255_hasher.deriveToCurve!(hash);
   zeroize(genStr, hash);
   return g;
 }
@@ -95,15 +96,18 @@ export function scalarMult(scalar: bigint, g: Point): Uint8Array {
   return g.multiply(scalar).toBytes();
 }
 
-/** G.scalar_mult_vfy(y, X): the encoding of y·decode(X), or G.I if X does not decode (§8.3). */
+/**
+ * G.scalar_mult_vfy(y, X): the encoding of y·decode(X), or G.I (32 zero bytes) if X does not
+ * decode or is the neutral element (§8.3).
+ */
 export function scalarMultVfy(scalar: bigint, encoded: Uint8Array): Uint8Array {
   let point: Point;
   try {
     point = ristretto255.Point.fromBytes(encoded);
   } catch {
-    return CPACE_IDENTITY;
+    return IDENTITY.slice();
   }
-  return point.is0() ? CPACE_IDENTITY : point.multiply(scalar).toBytes();
+  return point.is0() ? IDENTITY.slice() : point.multiply(scalar).toBytes();
 }
 
 /** transcript_ir(Ya, ADa, Yb, ADb) = lv_cat(Ya, ADa) || lv_cat(Yb, ADb) (§A.3.4). */
@@ -148,21 +152,18 @@ export interface CpaceResult {
 }
 
 // Secrets stay in module-private maps, out of reach of logging or serialising the handles, and
-// are removed on first use so that a scalar is never used twice (§10.9).
+// are removed on first use so that a scalar is never used twice (§10.9). A bigint cannot be
+// wiped; dropping its only reference is the best JavaScript allows.
 const pendingRuns = new WeakMap<CpaceStart, { scalar: bigint; sid: Uint8Array }>();
 const expectedConfirms = new WeakMap<CpaceResult, Uint8Array>();
-
-function cpaceError(code: string, message: string): IqError {
-  return new IqError(code, message);
-}
 
 /** Start a run: compute the generator from the password and send Y = y·g with the AD. */
 export function cpaceStart(role: CpaceRole, inputs: CpaceInputs): CpaceStart {
   if (role !== "initiator" && role !== "responder") {
     throw new IqError("crypto_input_invalid", "role: expected initiator or responder", { argument: "role" });
   }
-  const password = requireBytes("password", inputs.password, { min: 1, max: MAX_SECRET_BYTES });
-  const ci = requireBytes("ci", inputs.ci, { min: 0, max: MAX_SECRET_BYTES });
+  const password = requireBytes("password", inputs.password, { min: 1, max: MAX_INPUT_BYTES });
+  const ci = requireBytes("ci", inputs.ci, { min: 0, max: MAX_INPUT_BYTES });
   const sid = requireBytes("sid", inputs.sid, SID_BYTES);
   const ad = requireBytes("ad", inputs.ad ?? new Uint8Array(0), { min: 0, max: MAX_AD_BYTES });
   const scalar = sampleScalar();
@@ -189,20 +190,26 @@ function confirmTag(isk: Uint8Array, role: CpaceRole, transcript: Uint8Array): U
 export function cpaceFinish(start: CpaceStart, peerMessage: Uint8Array): CpaceResult {
   const pending = pendingRuns.get(start);
   if (pending === undefined) {
-    throw cpaceError("cpace_state_used", "this CPace run was already finished, or not started with cpaceStart");
+    throw new IqError("cpace_state_used", "this CPace run was already finished, or not started with cpaceStart");
   }
   pendingRuns.delete(start);
   const parts = peerMessage instanceof Uint8Array ? splitLv(peerMessage, 2) : undefined;
   const [peerShare, peerAd] = parts ?? [];
-  if (peerShare === undefined || peerAd === undefined || peerShare.length !== SHARE_BYTES || peerAd.length > MAX_AD_BYTES) {
-    throw cpaceError("cpace_message_malformed", "the peer's CPace message is not a 32-byte share with associated data");
+  if (peerShare?.length !== SHARE_BYTES || peerAd === undefined || peerAd.length > MAX_AD_BYTES) {
+    throw new IqError(
+      "cpace_message_malformed",
+      "the peer's CPace message is not a 32-byte share with associated data",
+    );
   }
   const k = scalarMultVfy(pending.scalar, peerShare);
-  if (equalBytes(k, CPACE_IDENTITY)) {
-    throw cpaceError("cpace_invalid_point", "the peer's CPace share is not a valid group element; the run is aborted");
+  if (equalBytes(k, IDENTITY)) {
+    throw new IqError(
+      "cpace_invalid_point",
+      "the peer's CPace share is not a valid group element; the run is aborted",
+    );
   }
-  const [first, second] = start.role === "initiator" ? [start.message, peerMessage] : [peerMessage, start.message];
-  const transcript = concatBytes(first, second);
+  const transcript =
+    start.role === "initiator" ? concatBytes(start.message, peerMessage) : concatBytes(peerMessage, start.message);
   const isk = computeIsk(pending.sid, k, transcript);
   zeroize(k);
   const peerRole: CpaceRole = start.role === "initiator" ? "responder" : "initiator";
@@ -222,10 +229,12 @@ export function cpaceFinish(start: CpaceStart, peerMessage: Uint8Array): CpaceRe
 export function cpaceVerifyConfirm(result: CpaceResult, peerConfirm: Uint8Array): void {
   const expected = expectedConfirms.get(result);
   if (expected === undefined) {
-    throw cpaceError("cpace_state_used", "this CPace result did not come from cpaceFinish");
+    throw new IqError("crypto_input_invalid", "result: expected what cpaceFinish returned", {
+      argument: "result",
+    });
   }
   if (!(peerConfirm instanceof Uint8Array) || !equalBytes(expected, peerConfirm)) {
-    throw cpaceError("cpace_confirm_failed", "CPace key confirmation failed: the secret does not match");
+    throw new IqError("cpace_confirm_failed", "CPace key confirmation failed: the secret does not match");
   }
 }
 
@@ -245,7 +254,11 @@ const APP_KEYS_SALT = utf8("iq-hub/v1/app-keys");
  */
 export function deriveAppKeys(isk: Uint8Array, context: { iqId: string; appId: string }): AppKeys {
   requireBytes("isk", isk, 64);
-  const info = lvCat(utf8("code+message keys"), requireText("iqId", context.iqId), requireText("appId", context.appId));
+  const info = lvCat(
+    utf8("code+message keys"),
+    requireText("iqId", context.iqId),
+    requireText("appId", context.appId),
+  );
   const okm = hkdf(sha512, isk, APP_KEYS_SALT, info, 64);
   const keys = { codeKey: okm.slice(0, 32), messageKey: okm.slice(32) };
   zeroize(okm);

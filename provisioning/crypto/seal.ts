@@ -10,8 +10,9 @@
  *     version (1) = 1 || counter (8, big-endian) || nonce (24, random) || ciphertext || tag (16)
  *     AD = lv_cat("iq-hub/v1/seal", IQ id, app id, purpose, counter as 8 bytes)
  *
- * A random 24-byte nonce never repeats in practice (collision chance ≈ 2^-97 after 2^48 messages), so the app needs
- * no nonce state; the counter is carried in clear because the IQ needs it to rebuild the AD.
+ * A random 24-byte nonce never repeats in practice (collision chance ≈ 2^-97 after 2^48
+ * messages), so the app needs no nonce state; the counter is carried in clear because the IQ
+ * needs it to rebuild the AD.
  * This counter is the app's sealed-command counter, separate from its Code counter.
  */
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
@@ -87,15 +88,17 @@ export function open(
   const ad = associatedData(input, counter);
   let payload: Uint8Array;
   try {
-    payload = xchacha20poly1305(key, sealed.subarray(9, HEADER_BYTES), ad).decrypt(sealed.subarray(HEADER_BYTES));
+    const nonce = sealed.subarray(1 + 8, HEADER_BYTES);
+    payload = xchacha20poly1305(key, nonce, ad).decrypt(sealed.subarray(HEADER_BYTES));
   } catch {
     throw invalid();
   }
   if (counter <= lastCounter) {
-    throw new IqError("seal_replay", "this sealed command was already used, or an older one than the last accepted", {
-      counter,
-      lastCounter,
-    });
+    throw new IqError(
+      "seal_replay",
+      "this sealed command was already used, or is older than the last one accepted",
+      { counter, lastCounter },
+    );
   }
   return { counter, payload };
 }

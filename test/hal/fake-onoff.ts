@@ -12,7 +12,7 @@ export interface FakeOnoff extends OnoffModule {
 export interface FakePin extends OnoffPin {
   gpio: number;
   direction: Direction;
-  edge: Edge | undefined;
+  edge?: Edge;
   value: BinaryValue;
   unexported: boolean;
   /** Change the level and call the watchers, as an epoll interrupt would. */

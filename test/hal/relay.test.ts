@@ -109,6 +109,13 @@ describe("relay", () => {
     expect(gpio.level(22)).toBe(0);
   });
 
+  it("refuses to pulse once closed, leaving nothing scheduled", () => {
+    const r = relay();
+    r.close();
+    expect(() => r.pulse()).toThrow(/closed/);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("close twice is harmless", () => {
     const r = relay();
     r.close();

@@ -1,0 +1,76 @@
+/**
+ * What the door does once a request has been authorised: pulse a lock open, or hold it open
+ * (Office Mode, the Matter Door Lock's "Passage" operating mode) until switched off. Each
+ * decision is recorded before the relay moves, so an opening never happens without its event.
+ * Office Mode is not persisted on purpose: after a power cut the door comes back locked.
+ */
+import type { Relay } from "../hal/relay.js";
+import type { Audit, EventSource } from "./audit.js";
+import { IqError } from "./errors.js";
+import type { Lifecycle } from "./lifecycle.js";
+
+export interface Actor {
+  userId: string;
+  source: EventSource;
+}
+
+export class Access {
+  private readonly office = new Set<string>();
+  private readonly pulsing = new Set<string>();
+
+  constructor(
+    private readonly locks: ReadonlyMap<string, Relay>,
+    private readonly audit: () => Audit,
+    private readonly lifecycle: Lifecycle,
+  ) {}
+
+  lockNames(): string[] {
+    return [...this.locks.keys()];
+  }
+
+  isOfficeMode(lock: string): boolean {
+    return this.office.has(lock);
+  }
+
+  /** Pulses the lock; resolves once the event is on disk and the relay has opened. */
+  async open(lock: string, actor: Actor): Promise<{ lock: string; officeMode: boolean }> {
+    const relay = this.relay(lock);
+    await this.audit().record({ type: "opened", source: actor.source, user: actor.userId, lock });
+    this.pulsing.add(lock);
+    this.lifecycle.setOpening(true);
+    void relay.pulse().finally(() => {
+      this.pulsing.delete(lock);
+      this.lifecycle.setOpening(this.pulsing.size > 0);
+    });
+    return { lock, officeMode: this.office.has(lock) };
+  }
+
+  async setOfficeMode(lock: string, on: boolean, actor: Actor): Promise<{ lock: string; officeMode: boolean }> {
+    const relay = this.relay(lock);
+    await this.audit().record({ type: on ? "office_on" : "office_off", source: actor.source, user: actor.userId, lock });
+    if (on) {
+      this.office.add(lock);
+      relay.hold();
+    } else {
+      this.office.delete(lock);
+      relay.lock();
+    }
+    this.lifecycle.setOfficeMode(this.office.size > 0);
+    return { lock, officeMode: on };
+  }
+
+  /** Every lock to its safe state (factory reset). */
+  lockAll(): void {
+    this.office.clear();
+    for (const relay of this.locks.values()) relay.lock();
+    this.lifecycle.setOfficeMode(false);
+  }
+
+  private relay(lock: string): Relay {
+    const relay = this.locks.get(lock);
+    if (relay === undefined) {
+      throw new IqError("lock_unknown", `no lock "${lock}" on this IQ; locks: ${this.lockNames().join(", ")}`);
+    }
+    return relay;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * What the request handler needs of the IQ. Hub implements it; the getters always return the
+ * current objects (a factory reset replaces the secret store and everything built on it).
+ */
+import type { Access } from "../access.js";
+import type { Audit } from "../audit.js";
+import type { Lifecycle } from "../lifecycle.js";
+import type { Lockout } from "../lockout.js";
+import type { Logger } from "../log.js";
+import type { RateLimiter } from "../rate-limit.js";
+import type { Store } from "../store.js";
+import type { Users } from "../users.js";
+
+export interface StatusResult {
+  iqId: string;
+  version: string;
+  phase: string;
+  state: string;
+  claimed: boolean;
+  claimWindowOpen: boolean;
+  /** null: cannot be told on this machine. */
+  clockSynced: boolean | null;
+  locks: { name: string; unlocked: boolean; officeMode: boolean }[];
+}
+
+export interface IqContext {
+  readonly iqId: string;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly store: Store;
+  readonly events: Audit;
+  readonly users: Users;
+  readonly lockout: Lockout;
+  /** The per-IQ limiter for junk: malformed requests, replays, unknown users and apps. */
+  readonly junk: RateLimiter;
+  readonly access: Access;
+  readonly lifecycle: Lifecycle;
+  /** Where responses may go: the IQ's response tree (replyTo must start with it). */
+  readonly responsesTopic: string;
+  /** False while the clock is known not to be synchronised: time-bound Codes are refused then. */
+  clockSynced(): boolean;
+  status(): StatusResult;
+  /** The setup secret while unclaimed (story 1); undefined once claimed. */
+  setupSecret(): Promise<string | undefined>;
+  /** The owner's claim succeeded: the IQ is activated, the setup secret gone. */
+  markClaimed(): Promise<void>;
+  /** Settings that a backup carries (story 8). */
+  settings(): Record<string, unknown>;
+}

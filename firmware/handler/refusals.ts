@@ -1,0 +1,120 @@
+/**
+ * The shared steps of every authenticated request: who is asking, whether they may try, and
+ * what a wrong attempt costs. One place, so the web Code path, the sealed-command path and the
+ * pairing path cannot drift apart on lockout or on what counts as junk.
+ */
+import { validateCodeForUser, type CodePurpose } from "../../provisioning/crypto/code.js";
+import { equalBytes, utf8 } from "../../provisioning/crypto/bytes.js";
+import { fromB64u } from "../../provisioning/pairing.js";
+import type { EventSource } from "../audit.js";
+import { IqError } from "../errors.js";
+import type { LockoutStatus } from "../lockout.js";
+import type { AppRecord, PinRecord, User } from "../users.js";
+import type { IqContext } from "./context.js";
+
+/**
+ * Errors that say "this request is junk" (not a real attempt by a real user): they take a token
+ * from the per-IQ limiter and never count against a user. With the bucket empty they are dropped.
+ */
+export const JUNK_CODES: ReadonlySet<string> = new Set([
+  "request_malformed",
+  "op_unknown",
+  "user_unknown",
+  "not_activated",
+  "seal_invalid",
+  "seal_replay",
+  "code_malformed",
+  "code_rejected",
+  "code_replay",
+  "pair_session_unknown",
+  "crypto_input_invalid",
+  "cpace_message_malformed",
+  "cpace_invalid_point",
+]);
+
+/** The error for a user who may not try now. */
+export function lockedError(status: Exclude<LockoutStatus, { allowed: true }>): IqError {
+  return status.reason === "disabled"
+    ? new IqError("credential_disabled", "too many wrong PINs or Codes: this user is disabled until the Owner resets the PIN")
+    : new IqError("locked_out", `too many wrong PINs or Codes: try again after ${new Date(status.until).toISOString()}`, {
+        until: status.until,
+      });
+}
+
+/** Refuses up front if the user is blocked or disabled. */
+export async function requireMayTry(ctx: IqContext, userId: string): Promise<void> {
+  const status = await ctx.lockout.check(userId);
+  if (!status.allowed) throw lockedError(status);
+}
+
+/** Counts a wrong PIN/Code (or a failed pairing run); records and shows a lockout it causes. */
+export async function countWrong(ctx: IqContext, user: User, source: EventSource): Promise<LockoutStatus> {
+  const status = await ctx.lockout.recordFailure(user.userId);
+  if (!status.allowed) {
+    await ctx.events.record({ type: "lockout", source, user: user.userId, reason: status.reason });
+    ctx.lifecycle.showLockedOut();
+  }
+  return status;
+}
+
+export async function requirePin(ctx: IqContext, userId: string): Promise<PinRecord> {
+  const pin = await ctx.users.pin(userId);
+  if (pin === undefined) throw new IqError("not_activated", `user ${userId} has no PIN on this IQ`);
+  return pin;
+}
+
+export function samePin(a: string, b: string): boolean {
+  return equalBytes(utf8(a), utf8(b));
+}
+
+export function requireClock(ctx: IqContext): void {
+  if (!ctx.clockSynced()) {
+    throw new IqError(
+      "clock_unsynced",
+      "the IQ's clock is not synchronised yet, so it cannot check time-bound Codes; use the app's PIN, or wait for time sync",
+    );
+  }
+}
+
+/**
+ * Checks a Code that names a user but not a device (web app, Owner's reset): every device of the
+ * user is tried. On success the device's Code counter is stored before the caller acts, which is
+ * what makes the Code single-use.
+ */
+export async function acceptUserCode(
+  ctx: IqContext,
+  user: User,
+  purpose: CodePurpose,
+  code: string,
+  source: EventSource,
+): Promise<AppRecord> {
+  const apps = await ctx.users.apps(user.userId);
+  if (apps.length === 0) throw new IqError("not_activated", `user ${user.userId} has no activated app on this IQ`);
+  requireClock(ctx);
+  await requireMayTry(ctx, user.userId);
+  const { pin } = await requirePin(ctx, user.userId);
+  const verdict = validateCodeForUser({
+    iqId: ctx.iqId,
+    purpose,
+    code,
+    now: ctx.now(),
+    expectedPin: pin,
+    devices: apps.map((app) => ({ appId: app.appId, key: fromB64u(app.codeKey), lastCounter: app.codeCounter })),
+  });
+  if (verdict.ok) {
+    const app = apps.find((a) => a.appId === verdict.appId)!;
+    const updated = { ...app, codeCounter: verdict.counter };
+    await ctx.users.saveApp(updated);
+    await ctx.lockout.recordSuccess(user.userId);
+    return updated;
+  }
+  switch (verdict.reason) {
+    case "wrong_pin":
+      await countWrong(ctx, user, source);
+      throw new IqError("pin_wrong", "the Code was made with a wrong PIN");
+    case "replay":
+      throw new IqError("code_replay", "this Code was already used (or a newer one was): make a new Code");
+    case "not_ours":
+      throw new IqError("code_rejected", "not a valid Code for this user, lock and purpose, or it has expired");
+  }
+}

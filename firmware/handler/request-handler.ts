@@ -1,0 +1,225 @@
+/**
+ * The request handler every transport calls: bytes in, bytes out. It parses the envelope,
+ * refuses expired and repeated requests, runs one request at a time (so two copies of a Code or
+ * a sealed command can never both pass their counter check), and turns every failure into an
+ * error response with a stable code — it never throws and never crashes the hub on input.
+ */
+import { IqError } from "../errors.js";
+import type { EventSource } from "../audit.js";
+import {
+  PLAIN_OPS,
+  PROTOCOL_VERSION,
+  plainArgs,
+  requestEnvelope,
+  type ErrorBody,
+  type PlainOp,
+  type RequestEnvelope,
+  type ResponseEnvelope,
+} from "../../provisioning/protocol/messages.js";
+import type { InboundRequest, OutboundResponse, RequestSink } from "../transports/transport.js";
+import { Commands } from "./commands.js";
+import type { IqContext } from "./context.js";
+import { Pairing } from "./pairing.js";
+import { acceptUserCode, JUNK_CODES } from "./refusals.js";
+
+export const REQUESTS = {
+  /** Request ids are remembered this long: a repeat within it gets the first answer again. */
+  rememberMs: 24 * 60 * 60_000,
+  /** Largest request accepted. */
+  maxBytes: 256 * 1024,
+  /** A command without its own expiry, or with a longer one, expires after this. */
+  maxCommandLifetimeMs: 5 * 60_000,
+} as const;
+
+/** Ops that act on the door or on users: they must carry an expiry. */
+const COMMANDS: ReadonlySet<PlainOp> = new Set(["app", "web.open", "web.office"]);
+/** Errors that do not deserve an audit event (nothing was decided about anyone). */
+const UNRECORDED: ReadonlySet<string> = new Set(["request_malformed", "op_unknown", "internal_error"]);
+
+interface Remembered {
+  at: number;
+  response: ResponseEnvelope;
+}
+
+export class RequestHandler {
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly pairing: Pairing;
+  private readonly commands: Commands;
+  private handled = 0;
+
+  constructor(private readonly ctx: IqContext) {
+    this.pairing = new Pairing(ctx);
+    this.commands = new Commands(ctx, this.pairing);
+  }
+
+  /** The sink transports call. */
+  readonly sink: RequestSink = (request) => {
+    const result = this.queue.then(() => this.handle(request));
+    this.queue = result.catch(() => undefined);
+    return result;
+  };
+
+  private async handle(request: InboundRequest): Promise<OutboundResponse | undefined> {
+    const { ctx } = this;
+    let envelope: RequestEnvelope;
+    try {
+      envelope = parseEnvelope(request.payload);
+    } catch (error) {
+      // No id to answer to, or not ours at all: junk, answered only while the limiter allows.
+      if (!ctx.junk.take()) return undefined;
+      return { payload: encode({ v: PROTOCOL_VERSION, id: "", ok: false, error: errorBody(error) }) };
+    }
+    const replyTo = this.replyTo(envelope);
+    const remembered = await ctx.store.get<Remembered>("requests", envelope.id);
+    if (remembered !== undefined) return { payload: encode(remembered.response), replyTo };
+    const source = sourceOf(envelope.op, request.via);
+    let response: ResponseEnvelope;
+    try {
+      this.checkExpiry(envelope, request.expiresAt);
+      const result = await this.dispatch(envelope, source);
+      response = { v: PROTOCOL_VERSION, id: envelope.id, ok: true, result };
+    } catch (error) {
+      const body = errorBody(error);
+      if (body.code === "internal_error") ctx.log.error("request failed", { op: envelope.op, error: (error as Error).stack });
+      if (JUNK_CODES.has(body.code) && !ctx.junk.take()) return undefined;
+      response = { v: PROTOCOL_VERSION, id: envelope.id, ok: false, error: body };
+      await this.recordRefusal(envelope, source, body);
+    }
+    await this.remember(envelope.id, response);
+    return { payload: encode(response), replyTo };
+  }
+
+  private async dispatch(envelope: RequestEnvelope, source: EventSource): Promise<unknown> {
+    const { ctx } = this;
+    if (!(PLAIN_OPS as string[]).includes(envelope.op)) {
+      throw new IqError("op_unknown", `unknown op "${envelope.op}"; ops: ${PLAIN_OPS.join(", ")}`);
+    }
+    const op = envelope.op as PlainOp;
+    const parsed = plainArgs[op].safeParse(envelope.args);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new IqError("request_malformed", `${op}: args.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
+    }
+    const args = parsed.data as Record<string, unknown>;
+    if (op !== "status" && op !== "events.list" && op !== "pair.start" && op !== "pair.finish" && ctx.lifecycle.phase !== "activated") {
+      throw new IqError("not_claimed", "this IQ is not claimed yet: claim it first (story 1)");
+    }
+    switch (op) {
+      case "status":
+        return ctx.status();
+      case "events.list": {
+        const { afterSeq, limit } = args as { afterSeq?: number; limit?: number };
+        return { events: await ctx.events.list({ afterSeq, limit }) };
+      }
+      case "pair.start":
+        return this.pairing.start(parsed.data as Parameters<Pairing["start"]>[0]);
+      case "pair.finish": {
+        const { box } = await this.pairing.finish(parsed.data as Parameters<Pairing["finish"]>[0]);
+        return { box };
+      }
+      case "app":
+        return this.commands.handle(parsed.data as { appId: string; box: string }, source);
+      case "web.open":
+      case "web.office": {
+        const { userId, lock, code } = args as { userId: string; lock: string; code: string };
+        const user = await ctx.users.require(userId);
+        const actor = { userId, source };
+        if (op === "web.open") {
+          await acceptUserCode(ctx, user, "open", code, source);
+          return ctx.access.open(lock, actor);
+        }
+        const on = args.on === true;
+        await acceptUserCode(ctx, user, on ? "office_on" : "office_off", code, source);
+        return ctx.access.setOfficeMode(lock, on, actor);
+      }
+    }
+  }
+
+  /** MQTT 5 message expiry and the envelope's own, whichever comes first; commands always expire. */
+  private checkExpiry(envelope: RequestEnvelope, transportExpiry: number | undefined): void {
+    const now = this.ctx.now();
+    const expiries = [envelope.expiresAt, transportExpiry].filter((t): t is number => t !== undefined);
+    const op = envelope.op as PlainOp;
+    if (COMMANDS.has(op) && expiries.length === 0) {
+      throw new IqError("request_malformed", `${envelope.op} must carry expiresAt (ms since the epoch)`);
+    }
+    if (expiries.some((t) => t < now)) throw new IqError("request_expired", "the request expired before it arrived");
+    if (COMMANDS.has(op) && Math.min(...expiries) > now + REQUESTS.maxCommandLifetimeMs + 60_000) {
+      throw new IqError("request_malformed", "expiresAt is too far ahead: a command lives at most 5 minutes");
+    }
+  }
+
+  /** Only inside this IQ's response tree: a request must never make the hub publish elsewhere. */
+  private replyTo(envelope: RequestEnvelope): string | undefined {
+    const prefix = `${this.ctx.responsesTopic}/`;
+    const topic = envelope.replyTo;
+    return topic !== undefined && topic.startsWith(prefix) && !/[#+]/.test(topic) ? topic : undefined;
+  }
+
+  private async recordRefusal(envelope: RequestEnvelope, source: EventSource, error: ErrorBody): Promise<void> {
+    if (UNRECORDED.has(error.code)) return;
+    const args = envelope.args;
+    this.ctx.lifecycle.showRefused();
+    await this.ctx.events.record({
+      type: "refused",
+      source,
+      reason: error.code,
+      user: typeof args.userId === "string" ? args.userId : typeof args.appId === "string" ? `app:${args.appId}` : undefined,
+      lock: typeof args.lock === "string" ? args.lock : undefined,
+      details: { op: envelope.op },
+    });
+  }
+
+  private async remember(id: string, response: ResponseEnvelope): Promise<void> {
+    const { ctx } = this;
+    await ctx.store.put("requests", id, { at: ctx.now(), response } satisfies Remembered);
+    if (++this.handled % 500 === 0) await this.forgetOld();
+  }
+
+  /** Drops remembered requests older than REQUESTS.rememberMs. */
+  async forgetOld(): Promise<void> {
+    const cutoff = this.ctx.now() - REQUESTS.rememberMs;
+    const requests = this.ctx.store.sublevel("requests");
+    for await (const [id, value] of requests.iterator()) {
+      if ((value as Remembered).at < cutoff) await requests.del(id);
+    }
+  }
+}
+
+function parseEnvelope(payload: Uint8Array): RequestEnvelope {
+  if (payload.length > REQUESTS.maxBytes) throw new IqError("request_malformed", "request too large");
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(payload).toString("utf8"));
+  } catch {
+    throw new IqError("request_malformed", "the request is not JSON");
+  }
+  const parsed = requestEnvelope.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new IqError("request_malformed", `${issue?.path.join(".") || "request"}: ${issue?.message ?? "invalid"}`);
+  }
+  return parsed.data;
+}
+
+/** Web-app ops come through the cloud with a Code; sealed ones from an app (over MQTT or BLE). */
+function sourceOf(op: string, via: InboundRequest["via"]): EventSource {
+  if (via === "ble") return "ble";
+  return op.startsWith("web.") ? "web" : "app";
+}
+
+function errorBody(error: unknown): ErrorBody {
+  if (error instanceof IqError) {
+    return { code: error.code, message: error.message, ...(error.details && safeDetails(error.details)) };
+  }
+  return { code: "internal_error", message: "the IQ could not handle this request; see its log" };
+}
+
+/** Only details that tell the client something (a lockout's end), never internals. */
+function safeDetails(details: Record<string, unknown>): { details?: Record<string, unknown> } {
+  return typeof details.until === "number" ? { details: { until: details.until } } : {};
+}
+
+function encode(response: ResponseEnvelope): Uint8Array {
+  return Buffer.from(JSON.stringify(response));
+}

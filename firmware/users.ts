@@ -1,0 +1,162 @@
+/**
+ * Users, their PINs and their activated apps on this IQ. Names and roles are plain records
+ * (the `users` and `apps` sublevels only index who is who); everything secret — the PIN, the
+ * app's keys and its counters — is sealed under the device key in the SecretStore, and a user
+ * and their secrets are always written in one batch.
+ */
+import { randomBytes } from "node:crypto";
+import type { Role } from "../provisioning/protocol/messages.js";
+import { randomPin } from "../provisioning/pin-policy.js";
+import { IqError } from "./errors.js";
+import type { SecretStore } from "./secret-store.js";
+import type { Store, StoreOp } from "./store.js";
+
+export interface User {
+  userId: string;
+  name: string;
+  role: Role;
+  createdAt: string;
+}
+
+/** Sealed: the user's PIN, and whether it is a random one not yet used to activate an app. */
+export type PinRecord = {
+  pin: string;
+  pending: boolean;
+};
+
+/** Sealed: what the IQ knows of one activated app. */
+// Type aliases, not interfaces: they must fit the SecretStore's JSON type.
+export type AppRecord = {
+  appId: string;
+  userId: string;
+  codeKey: string;
+  messageKey: string;
+  /** Last accepted sealed-command counter. */
+  commandCounter: number;
+  /** Last accepted Code counter. */
+  codeCounter: number;
+  activatedAt: string;
+};
+
+export interface NewUser {
+  user: User;
+  /** The random initial PIN, shown once to whoever added the user. */
+  initialPin: string;
+}
+
+const pinKey = (userId: string) => `pin:${userId}`;
+const appKey = (appId: string) => `app:${appId}`;
+
+export class Users {
+  constructor(
+    private readonly store: Store,
+    private readonly secrets: SecretStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async get(userId: string): Promise<User | undefined> {
+    return this.store.get<User>("users", userId);
+  }
+
+  async require(userId: string): Promise<User> {
+    const user = await this.get(userId);
+    if (user === undefined) throw new IqError("user_unknown", `no user ${userId} on this IQ`);
+    return user;
+  }
+
+  async list(): Promise<User[]> {
+    return (await this.store.sublevel("users").values().all()) as User[];
+  }
+
+  async pin(userId: string): Promise<PinRecord | undefined> {
+    return (await this.secrets.get(pinKey(userId))) as PinRecord | undefined;
+  }
+
+  /** The ids of the user's activated apps. */
+  async appIds(userId: string): Promise<string[]> {
+    const entries = await this.store.sublevel("apps").iterator().all();
+    return entries.filter(([, owner]) => owner === userId).map(([appId]) => String(appId));
+  }
+
+  async apps(userId: string): Promise<AppRecord[]> {
+    const records = await Promise.all((await this.appIds(userId)).map((id) => this.app(id)));
+    return records.filter((r): r is AppRecord => r !== undefined);
+  }
+
+  async app(appId: string): Promise<AppRecord | undefined> {
+    return (await this.secrets.get(appKey(appId))) as AppRecord | undefined;
+  }
+
+  /** A new user with a random initial PIN (story 2), or the owner with the PIN they chose (story 1). */
+  async add(name: string, role: Role, chosenPin?: string, extra: StoreOp[] = []): Promise<NewUser> {
+    const user: User = { userId: `u-${randomBytes(6).toString("hex")}`, name, role, createdAt: this.isoNow() };
+    const pin = chosenPin ?? randomPin();
+    await this.store.commit([
+      { type: "put", in: "users", key: user.userId, value: user },
+      this.secrets.sealOp(pinKey(user.userId), { pin, pending: chosenPin === undefined } satisfies PinRecord),
+      ...extra,
+    ]);
+    return { user, initialPin: pin };
+  }
+
+  /** Restores a user from a backup under their old id, with a new random PIN. */
+  async restore(user: Omit<User, "createdAt">): Promise<NewUser> {
+    const restored: User = { ...user, createdAt: this.isoNow() };
+    const pin = randomPin();
+    await this.store.commit([
+      { type: "put", in: "users", key: user.userId, value: restored },
+      this.secrets.sealOp(pinKey(user.userId), { pin, pending: true } satisfies PinRecord),
+    ]);
+    return { user: restored, initialPin: pin };
+  }
+
+  /** Removes the user, their PIN and every app they activated. */
+  async remove(userId: string, extra: StoreOp[] = []): Promise<void> {
+    const appIds = await this.appIds(userId);
+    await this.store.commit([
+      { type: "del", in: "users", key: userId },
+      this.secrets.delOp(pinKey(userId)),
+      ...appIds.flatMap((id) => this.appDeleteOps(id)),
+      ...extra,
+    ]);
+  }
+
+  /** Owner's PIN reset (story 7): a new random PIN, and every app of the user forgotten. */
+  async resetPin(userId: string, extra: StoreOp[] = []): Promise<string> {
+    const appIds = await this.appIds(userId);
+    const pin = randomPin();
+    await this.store.commit([
+      this.secrets.sealOp(pinKey(userId), { pin, pending: true } satisfies PinRecord),
+      ...appIds.flatMap((id) => this.appDeleteOps(id)),
+      ...extra,
+    ]);
+    return pin;
+  }
+
+  async changePin(userId: string, pin: string): Promise<void> {
+    await this.secrets.put(pinKey(userId), { pin, pending: false } satisfies PinRecord);
+  }
+
+  /** Stores a newly activated app; an activation with the random PIN uses that PIN up. */
+  async addApp(record: AppRecord, pinUsedUp: PinRecord | undefined, extra: StoreOp[] = []): Promise<void> {
+    await this.store.commit([
+      { type: "put", in: "apps", key: record.appId, value: record.userId },
+      this.secrets.sealOp(appKey(record.appId), record),
+      ...(pinUsedUp ? [this.secrets.sealOp(pinKey(record.userId), { ...pinUsedUp, pending: false })] : []),
+      ...extra,
+    ]);
+  }
+
+  /** Persists an app's counters: called before acting on what they admitted, so nothing runs twice. */
+  async saveApp(record: AppRecord): Promise<void> {
+    await this.secrets.put(appKey(record.appId), record);
+  }
+
+  private appDeleteOps(appId: string): StoreOp[] {
+    return [{ type: "del", in: "apps", key: appId }, this.secrets.delOp(appKey(appId))];
+  }
+
+  private isoNow(): string {
+    return new Date(this.now()).toISOString();
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The app's side of the IQ's request/response protocol over MQTT (docs/protocol.md): one broker
+ * connection, any number of requests to any number of IQs, and subscriptions to their retained
+ * state and event streams.
+ *
+ * A request is a JSON envelope published QoS 1, never retained, on `<prefix>/<iqId>/req`, with a
+ * unique id, an absolute expiry and `replyTo` = `<prefix>/<iqId>/res/<clientId>`. That topic is
+ * subscribed before the first request to the IQ leaves, or a fast answer could arrive before
+ * anyone listens. The answer is matched by the id in its payload, which works on MQTT 3.1.1
+ * brokers (the hub's embedded aedes speaks nothing else), so the client speaks 3.1.1.
+ */
+import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
+import { connect, type IClientOptions, type MqttClient } from "mqtt";
+import { z } from "zod";
+
+import { PROTOCOL_VERSION, type RequestEnvelope } from "../protocol/messages.js";
+import { DEFAULT_TOPIC_PREFIX, responseTopic, topicsFor } from "../protocol/topics.js";
+import { AppError } from "./errors.js";
+
+/** How long a request may wait for its answer before the app gives up. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** A request's expiry: the IQ never executes it later than this after it was sent. */
+export const REQUEST_LIFETIME_MS = 30_000;
+/** After the first connection, a dropped one is retried this often (a following `events` lives long). */
+const RECONNECT_MS = 1_000;
+
+export type MessageHandler = (topic: string, payload: Buffer) => void;
+
+/** What the Companion needs of a client; tests may hand it a fake. */
+export interface Requester {
+  readonly topicPrefix: string;
+  /** Sends `op` to the IQ and resolves with its result; an error response rejects with AppError. */
+  request(iqId: string, op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** Calls `onMessage` for every message on `filter` (MQTT wildcards allowed) until the returned function is called. */
+  watch(filter: string, onMessage: MessageHandler): Promise<() => Promise<void>>;
+}
+
+export interface IqClientOptions {
+  /** mqtt://, mqtts://, ws:// or wss:// URL. */
+  broker: string;
+  topicPrefix?: string;
+  timeoutMs?: number;
+  /** The clock that dates a request's expiry. */
+  now?: () => number;
+  /** Credentials and TLS material, passed to mqtt.js as they are. */
+  mqtt?: Pick<IClientOptions, "username" | "password" | "ca" | "cert" | "key">;
+}
+
+const responseEnvelope = z.discriminatedUnion("ok", [
+  z.object({ v: z.literal(PROTOCOL_VERSION), id: z.string(), ok: z.literal(true), result: z.unknown() }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: z.string(),
+    ok: z.literal(false),
+    error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),
+  }),
+]);
+
+interface Pending {
+  resolve: (result: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class IqClient implements Requester {
+  readonly topicPrefix: string;
+  private readonly pending = new Map<string, Pending>();
+  /** Response topics already subscribed (or being subscribed), one per IQ. */
+  private readonly responseTopics = new Map<string, Promise<void>>();
+  private readonly watchers = new Set<{ filter: string; onMessage: MessageHandler }>();
+
+  private constructor(
+    private readonly mqtt: MqttClient,
+    readonly clientId: string,
+    private readonly options: IqClientOptions,
+  ) {
+    this.topicPrefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
+    // Attached before the connection exists, so no message can arrive before a listener.
+    mqtt.on("message", (topic, payload) => this.dispatch(topic, payload));
+    // mqtt.js never sets TCP_NODELAY; without it every QoS 1 round trip waits 40 ms or more on
+    // Nagle's algorithm. Every reconnect brings a new socket (a WebSocket stream has no such call).
+    mqtt.on("connect", () => (mqtt.stream as Partial<Socket>).setNoDelay?.(true));
+    // A later connection error is retried by mqtt.js; an unhandled 'error' event would end the process.
+    mqtt.on("error", () => undefined);
+  }
+
+  /** Connects to the broker; fails with a clear message instead of retrying forever. */
+  static async connect(options: IqClientOptions): Promise<IqClient> {
+    const clientId = `iq-app-${randomBytes(8).toString("hex")}`;
+    const mqtt = connect(options.broker, {
+      ...options.mqtt,
+      clientId,
+      protocolVersion: 4,
+      clean: true,
+      connectTimeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      reconnectPeriod: 0,
+    });
+    const client = new IqClient(mqtt, clientId, options);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        mqtt.once("connect", () => resolve());
+        mqtt.once("error", reject);
+        mqtt.once("close", () => reject(new Error("the connection closed")));
+      });
+    } catch (error) {
+      mqtt.end(true);
+      throw new AppError("broker_unreachable", `cannot reach the broker at ${options.broker}: ${(error as Error).message}`);
+    }
+    mqtt.options.reconnectPeriod = RECONNECT_MS;
+    return client;
+  }
+
+  async request(iqId: string, op: string, args: Record<string, unknown>): Promise<unknown> {
+    const topics = topicsFor(iqId, this.topicPrefix);
+    const replyTo = responseTopic(topics, this.clientId);
+    await this.subscribeResponses(replyTo);
+    const now = this.options.now ?? Date.now;
+    const envelope: RequestEnvelope = {
+      v: PROTOCOL_VERSION,
+      id: randomBytes(12).toString("base64url"),
+      op,
+      replyTo,
+      expiresAt: now() + REQUEST_LIFETIME_MS,
+      args,
+    };
+    const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(envelope.id);
+        reject(this.noAnswer(iqId, timeoutMs));
+      }, timeoutMs);
+      this.pending.set(envelope.id, { resolve, reject, timer });
+      this.mqtt.publish(topics.requests, JSON.stringify(envelope), { qos: 1, retain: false }, (error) => {
+        if (error !== undefined) {
+          this.settle(envelope.id, (p) =>
+            p.reject(new AppError("publish_failed", `could not send ${op} to IQ ${iqId}: ${error.message}`)),
+          );
+        }
+      });
+    });
+  }
+
+  async watch(filter: string, onMessage: MessageHandler): Promise<() => Promise<void>> {
+    const watcher = { filter, onMessage };
+    this.watchers.add(watcher);
+    try {
+      await this.mqtt.subscribeAsync(filter, { qos: 1 });
+    } catch (error) {
+      this.watchers.delete(watcher);
+      throw new AppError("subscribe_failed", `could not subscribe to ${filter}: ${(error as Error).message}`);
+    }
+    return async () => {
+      this.watchers.delete(watcher);
+      if (![...this.watchers].some((w) => w.filter === filter)) await this.mqtt.unsubscribeAsync(filter);
+    };
+  }
+
+  /** Fails every request still waiting and disconnects. */
+  async close(): Promise<void> {
+    for (const id of [...this.pending.keys()]) {
+      this.settle(id, (p) => p.reject(new AppError("client_closed", "the app closed its broker connection")));
+    }
+    await this.mqtt.endAsync();
+  }
+
+  private subscribeResponses(topic: string): Promise<void> {
+    let subscribed = this.responseTopics.get(topic);
+    if (subscribed === undefined) {
+      subscribed = this.mqtt.subscribeAsync(topic, { qos: 1 }).then(() => undefined);
+      // A failed subscription is tried again by the next request.
+      subscribed.catch(() => this.responseTopics.delete(topic));
+      this.responseTopics.set(topic, subscribed);
+    }
+    return subscribed;
+  }
+
+  private dispatch(topic: string, payload: Buffer): void {
+    if (this.responseTopics.has(topic)) this.answer(payload);
+    for (const watcher of this.watchers) {
+      if (topicMatches(watcher.filter, topic)) watcher.onMessage(topic, payload);
+    }
+  }
+
+  /** A response: settles the request with its id. Anything else on the topic is not ours to answer. */
+  private answer(payload: Buffer): void {
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString("utf8"));
+    } catch {
+      return;
+    }
+    const parsed = responseEnvelope.safeParse(json);
+    if (!parsed.success) return;
+    const response = parsed.data;
+    this.settle(response.id, (p) =>
+      response.ok
+        ? p.resolve(response.result)
+        : p.reject(new AppError(response.error.code, response.error.message, response.error.details)),
+    );
+  }
+
+  private settle(id: string, outcome: (pending: Pending) => void): void {
+    const pending = this.pending.get(id);
+    if (pending === undefined) return;
+    this.pending.delete(id);
+    clearTimeout(pending.timer);
+    outcome(pending);
+  }
+
+  private noAnswer(iqId: string, timeoutMs: number): AppError {
+    const seconds = `${Math.round(timeoutMs / 100) / 10} s`;
+    const { broker } = this.options;
+    if (!this.mqtt.connected) {
+      return new AppError("no_answer", `no answer from IQ ${iqId} within ${seconds}: lost the connection to ${broker}`);
+    }
+    return new AppError(
+      "no_answer",
+      `no answer from IQ ${iqId} within ${seconds}: is the hub running and connected to ${broker}?`,
+    );
+  }
+}
+
+/** MQTT topic filter matching: `+` is one level, a trailing `#` any number (including none). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const want = filter.split("/");
+  const have = topic.split("/");
+  for (let i = 0; i < want.length; i++) {
+    if (want[i] === "#") return i === want.length - 1;
+    if (i >= have.length || (want[i] !== "+" && want[i] !== have[i])) return false;
+  }
+  return want.length === have.length;
+}

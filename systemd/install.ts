@@ -1,0 +1,413 @@
+/**
+ * Installs the hub as a systemd service on a Raspberry Pi: the service user, the owner's config
+ * (written only when absent), the pins' pulls and boot levels in config.txt, and the unit.
+ * `plan()` reads the target and lists only what differs; `apply()` makes exactly those changes,
+ * so a second run finds nothing to change. Run it through systemd/install.sh, which builds first.
+ */
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { lstat, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import { DEFAULT_CONFIG_FILE, loadConfig, validateConfig, type HubConfig } from "../firmware/config.js";
+import { IqError } from "../firmware/errors.js";
+
+const USER = "iq-hub";
+const GROUPS = ["gpio", "bluetooth"] as const;
+const UNIT_FILE = "/etc/systemd/system/iq-hub.service";
+/** `systemctl enable` creates this link (WantedBy=multi-user.target); its presence means enabled. */
+const ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/iq-hub.service";
+/** Bookworm and later mount the boot partition at /boot/firmware, older releases at /boot. */
+const BOOT_CONFIGS = ["/boot/firmware/config.txt", "/boot/config.txt"] as const;
+/** tsc copies no .service file: it sits next to install.ts, or two levels up from dist/systemd/. */
+const UNIT_TEMPLATE = [new URL("iq-hub.service", import.meta.url), new URL("../../systemd/iq-hub.service", import.meta.url)].find(
+  (url) => existsSync(url),
+);
+
+export const BLOCK_BEGIN = "# BEGIN iq-hub (managed by systemd/install.ts; edit /etc/iq-hub/config.json and re-run)";
+export const BLOCK_END = "# END iq-hub";
+/** Matches a block written by any version of this installer, whatever its marker said then. */
+const BEGIN_PREFIX = "# BEGIN iq-hub";
+/** ProtectHome=yes hides these from the service: code or node there would fail with 203/EXEC. */
+const HIDDEN_FROM_SERVICE = ["/home", "/root", "/run/user"];
+
+export interface InstallOptions {
+  /** "/" for this system. Any other directory is a tree to install into: commands are only printed. */
+  root: string;
+  /** The built checkout the service runs (`<prefix>/dist/firmware/main.js`). */
+  prefix: string;
+  /** The node binary for ExecStart. */
+  node: string;
+  /** A config to take the pins from and install when /etc/iq-hub/config.json is absent (--config). */
+  configFile?: string | undefined;
+}
+
+export type Change =
+  /** `path` is the path on the target system, without `root`. `mode` is set only where it matters. */
+  | { kind: "write"; path: string; before: string | undefined; after: string; mode?: number }
+  | { kind: "run"; argv: readonly string[] };
+
+export interface Plan {
+  /** In the order apply() makes them: accounts, files, then systemctl. */
+  changes: Change[];
+  /** The config.txt that carries the block, or undefined when neither exists. */
+  bootConfig: string | undefined;
+  /** What the owner should know but the installer will not do. */
+  notes: string[];
+}
+
+export type PinConfig = Pick<HubConfig, "button" | "led" | "locks">;
+
+/** Fills the unit template's @NODE@ and @PREFIX@, refusing paths the service could not run. */
+export function renderUnit(template: string, { node, prefix }: Pick<InstallOptions, "node" | "prefix">): string {
+  for (const [option, path] of [
+    ["--node", node],
+    ["--prefix", prefix],
+  ] as const) {
+    // ExecStart splits on spaces and expands %, $ and quotes: allow plain absolute paths only.
+    if (!/^\/[\w.+/-]*$/.test(path)) {
+      throw new IqError("install_bad_path", `${option} ${path}: give an absolute path of letters, digits and . _ + - /`);
+    }
+    const hidden = HIDDEN_FROM_SERVICE.find((dir) => path === dir || path.startsWith(`${dir}/`));
+    if (hidden !== undefined) {
+      throw new IqError(
+        "install_bad_path",
+        `${option} ${path}: the service cannot see ${hidden} (ProtectHome=yes); ` +
+          (option === "--prefix" ? "clone the repository to /opt/iq-hub instead" : "install Node.js system-wide (see README)"),
+      );
+    }
+  }
+  return template.replaceAll("@NODE@", node).replaceAll("@PREFIX@", prefix);
+}
+
+/** config.txt's drive levels: dh = drive high, dl = drive low. */
+const driveLevel = (high: boolean) => (high ? "dh" : "dl");
+
+/**
+ * The managed config.txt block: the firmware sets these before Linux starts, so the button has
+ * its pull (sysfs cannot set one) and the relay is locked and the LED dark from power-on.
+ */
+export function renderBootBlock({ button, led, locks }: PinConfig): string[] {
+  return [
+    BLOCK_BEGIN,
+    // Appended after a [pi4] or [cm5] section, the lines would apply to that model only.
+    "[all]",
+    `# reset button: input, pulled ${button.activeLow ? "up, pressed = low" : "down, pressed = high"}`,
+    `gpio=${button.pin}=ip,${button.activeLow ? "pu" : "pd"}`,
+    ...locks.flatMap((lock) => [
+      `# lock "${lock.name}": relay output, starts locked`,
+      `gpio=${lock.pin}=op,${driveLevel(lock.activeLow)}`,
+    ]),
+    "# RGB LED red, green, blue: outputs, start off",
+    ...[led.red, led.green, led.blue].map((pin) => `gpio=${pin}=op,${driveLevel(led.commonAnode)}`),
+    BLOCK_END,
+  ];
+}
+
+function splitLines(text: string): string[] {
+  const lines = text.split(/\r?\n/);
+  if (lines.at(-1) === "") lines.pop();
+  return lines;
+}
+
+/**
+ * Puts `block` where the first managed block was (dropping every other one), or at the end.
+ * Every other line stays as it was; CRLF files (edited on Windows) keep CRLF.
+ */
+export function mergeBootBlock(text: string, block: readonly string[]): string {
+  const kept: string[] = [];
+  let blockAt: number | undefined;
+  let inBlock = false;
+  for (const line of splitLines(text)) {
+    const trimmed = line.trim();
+    if (inBlock) {
+      inBlock = trimmed !== BLOCK_END;
+    } else if (trimmed.startsWith(BEGIN_PREFIX)) {
+      inBlock = true;
+      blockAt ??= kept.length;
+    } else {
+      kept.push(line);
+    }
+  }
+  if (inBlock) {
+    throw new IqError(
+      "install_boot_config_broken",
+      `config.txt has "${BEGIN_PREFIX}" without "${BLOCK_END}" after it; delete that block by hand and re-run`,
+    );
+  }
+  kept.splice(blockAt ?? kept.length, 0, ...block);
+  const eol = text.includes("\r\n") ? "\r\n" : "\n";
+  return kept.join(eol) + eol;
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+function writeIfChanged(path: string, before: string | undefined, after: string, mode?: number): Change[] {
+  return before === after ? [] : [{ kind: "write", path, before, after, mode }];
+}
+
+const run = (...argv: string[]): Change => ({ kind: "run", argv });
+
+/** The owner's config decides the pins; it is written only when absent and never overwritten. */
+async function ownerConfig(options: InstallOptions, target: string): Promise<{ pins: PinConfig; changes: Change[] }> {
+  const installed = await readOptional(target);
+  // Environment overrides of the installer's own shell must not leak into the pins.
+  const load = (file: string) => loadConfig({ file, env: {} }).config;
+  if (options.configFile === undefined) {
+    if (installed !== undefined) return { pins: load(target), changes: [] };
+    const { locks, led, button } = validateConfig({});
+    // Only the wiring: stateDir and the rest keep their defaults, and STATE_DIRECTORY from the unit wins.
+    const text = `${JSON.stringify({ locks, led, button }, null, 2)}\n`;
+    return { pins: { locks, led, button }, changes: installConfig(text) };
+  }
+  const given = await readFile(options.configFile, "utf8");
+  const pins = load(options.configFile);
+  if (installed === undefined) return { pins, changes: installConfig(given) };
+  if (installed !== given) {
+    throw new IqError(
+      "install_config_differs",
+      `${DEFAULT_CONFIG_FILE} exists and differs from ${options.configFile}. The hub reads ${DEFAULT_CONFIG_FILE}, ` +
+        `so config.txt must follow it: edit it and re-run without --config, or remove it to install ${options.configFile}`,
+    );
+  }
+  return { pins, changes: [] };
+}
+
+/** 0640 root:iq-hub: the hub reads it, only root changes it. */
+function installConfig(text: string): Change[] {
+  return [
+    { kind: "write", path: DEFAULT_CONFIG_FILE, before: undefined, after: text, mode: 0o640 },
+    run("chown", `root:${USER}`, DEFAULT_CONFIG_FILE),
+  ];
+}
+
+/** Names of users, and each group's supplementary members, from the target's /etc files. */
+async function readAccounts(at: (path: string) => string) {
+  const rows = async (file: string) =>
+    splitLines((await readOptional(at(file))) ?? "").map((line) => line.split(":"));
+  const users = new Set((await rows("/etc/passwd")).map(([name]) => name));
+  const groups = new Map((await rows("/etc/group")).map(([name, , , members]) => [name, (members ?? "").split(",")]));
+  return { users, groups };
+}
+
+function accountCommands({ users, groups }: Awaited<ReturnType<typeof readAccounts>>): Change[] {
+  // Raspberry Pi OS has both groups; elsewhere creating them at least lets the unit start
+  // (SupplementaryGroups= of a missing group fails with 216/GROUP) and the hub says what it cannot open.
+  const commands = GROUPS.filter((group) => !groups.has(group)).map((group) => run("groupadd", "--system", group));
+  if (!users.has(USER)) {
+    const noLogin = ["--no-create-home", "--shell", "/usr/sbin/nologin"];
+    commands.push(run("useradd", "--system", ...noLogin, "--user-group", "--groups", GROUPS.join(","), USER));
+  } else {
+    const missing = GROUPS.filter((group) => !groups.get(group)?.includes(USER));
+    if (missing.length > 0) commands.push(run("usermod", "--append", "--groups", missing.join(","), USER));
+  }
+  return commands;
+}
+
+/** Reads the target (under `root`) and lists what must change, in order. Writes nothing. */
+export async function plan(options: InstallOptions): Promise<Plan> {
+  const at = (path: string) => join(options.root, path);
+  if (UNIT_TEMPLATE === undefined) throw new IqError("install_incomplete", "systemd/iq-hub.service is missing from this checkout");
+  const unit = renderUnit(await readFile(UNIT_TEMPLATE, "utf8"), options);
+  const entry = join(options.prefix, "dist/firmware/main.js");
+  if (!existsSync(at(entry))) {
+    throw new IqError("install_not_built", `${entry} does not exist: run systemd/install.sh, which builds it, or pass --prefix of a built checkout`);
+  }
+
+  const config = await ownerConfig(options, at(DEFAULT_CONFIG_FILE));
+  const block = renderBootBlock(config.pins);
+  const notes: string[] = [];
+  const bootConfig = BOOT_CONFIGS.find((path) => existsSync(at(path)));
+  const bootChanges: Change[] = [];
+  if (bootConfig === undefined) {
+    // Creating one could shadow the real boot partition mounted elsewhere: say what to add instead.
+    notes.push(`neither ${BOOT_CONFIGS.join(" nor ")} exists, so nothing sets the button's pull-up or the outputs' boot levels.`);
+    notes.push(`On a Raspberry Pi, add these lines to config.txt on the boot partition and reboot:\n${block.join("\n")}`);
+  } else {
+    const before = await readFile(at(bootConfig), "utf8");
+    bootChanges.push(...writeIfChanged(bootConfig, before, mergeBootBlock(before, block)));
+  }
+
+  const unitBefore = await readOptional(at(UNIT_FILE));
+  const unitChanged = unitBefore !== unit;
+  const systemctl: Change[] = unitChanged ? [run("systemctl", "daemon-reload")] : [];
+  // lstat, not exists: the link is absolute, and under --root following it would leave the tree.
+  const enabled = await lstat(at(ENABLED_LINK)).then(() => true, () => false);
+  if (!enabled) systemctl.push(run("systemctl", "enable", "--now", "iq-hub.service"));
+  else if (unitChanged) systemctl.push(run("systemctl", "restart", "iq-hub.service"));
+
+  const changes = [
+    ...accountCommands(await readAccounts(at)),
+    ...config.changes,
+    ...bootChanges,
+    ...writeIfChanged(UNIT_FILE, unitBefore, unit, 0o644),
+    ...systemctl,
+  ];
+  return { changes, bootConfig, notes };
+}
+
+/** Temp file in the same directory, flushed, then renamed: a power cut leaves the old file or the new. */
+async function writeAtomically(path: string, text: string, mode: number | undefined): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.iq-hub-new`;
+  await rm(temp, { force: true });
+  const file = await open(temp, "wx");
+  try {
+    await file.writeFile(text);
+    // Explicitly, not through open(): the umask would narrow it. Not on config.txt: FAT refuses chmod.
+    if (mode !== undefined) await file.chmod(mode);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, path);
+}
+
+const execFileAsync = promisify(execFile);
+
+async function runCommand(argv: readonly string[]): Promise<void> {
+  const [file, ...args] = argv as [string, ...string[]];
+  try {
+    await execFileAsync(file, args);
+  } catch (error) {
+    const { stderr } = error as { stderr?: string };
+    throw new IqError("install_command_failed", `${argv.join(" ")} failed: ${stderr?.trim() || (error as Error).message}`);
+  }
+}
+
+/** Makes the planned changes. Commands run only on this system (root "/"); under a tree they are printed. */
+export async function apply(planned: Plan, options: InstallOptions, say: (line: string) => void): Promise<void> {
+  for (const change of planned.changes) {
+    if (change.kind === "write") {
+      await writeAtomically(join(options.root, change.path), change.after, change.mode);
+    } else if (options.root === "/") {
+      await runCommand(change.argv);
+    } else {
+      say(`not run under --root ${options.root}: ${change.argv.join(" ")}`);
+    }
+  }
+}
+
+const CONTEXT_LINES = 2;
+
+/**
+ * A change as a person reads it: the command, or the path and one hunk from the first to the
+ * last differing line ("-" old, "+" new). New files show in full.
+ */
+export function describe(change: Change): string[] {
+  if (change.kind === "run") return [`run: ${change.argv.join(" ")}`];
+  const mode = change.mode === undefined ? "" : ` (mode ${change.mode.toString(8).padStart(4, "0")})`;
+  const a = splitLines(change.before ?? "");
+  const b = splitLines(change.after);
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+    endA--;
+    endB--;
+  }
+  return [
+    `${change.before === undefined ? "create" : "update"} ${change.path}${mode}`,
+    ...a.slice(Math.max(0, start - CONTEXT_LINES), start).map((line) => `  ${line}`),
+    ...a.slice(start, endA).map((line) => `- ${line}`),
+    ...b.slice(start, endB).map((line) => `+ ${line}`),
+    ...a.slice(endA, endA + CONTEXT_LINES).map((line) => `  ${line}`),
+  ];
+}
+
+const USAGE = `Usage: sudo systemd/install.sh [options]
+
+Installs iq-hub as a systemd service. Safe to run again: it changes only what differs.
+
+Options:
+  --dry-run        print every change and command, make none
+  --root DIR       install into the tree DIR instead of / (commands are printed, not run)
+  --prefix DIR     the built checkout the service runs (default /opt/iq-hub)
+  --config FILE    take the pins from FILE and install it as ${DEFAULT_CONFIG_FILE} if that is absent
+                   (default: keep ${DEFAULT_CONFIG_FILE}, or write the defaults)
+  --node PATH      node for ExecStart (default: the node running this, ${process.execPath})
+  --help           print this help`;
+
+function parseOptions(args: readonly string[]) {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      "dry-run": { type: "boolean", default: false },
+      root: { type: "string", default: "/" },
+      prefix: { type: "string", default: "/opt/iq-hub" },
+      config: { type: "string" },
+      node: { type: "string", default: process.execPath },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const options: InstallOptions = {
+    root: resolve(values.root),
+    prefix: values.prefix,
+    node: values.node,
+    configFile: values.config === undefined ? undefined : resolve(values.config),
+  };
+  return { options, dryRun: values["dry-run"], help: values.help };
+}
+
+/** The command line: prints the plan, applies it unless --dry-run, and says whether to reboot. Returns the exit status. */
+export async function main(
+  args: readonly string[],
+  say: (line: string) => void = (line) => void process.stdout.write(`${line}\n`),
+): Promise<number> {
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    parsed = parseOptions(args);
+  } catch (error) {
+    say(`iq-hub install: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { options, dryRun, help } = parsed;
+  if (help) {
+    say(USAGE);
+    return 0;
+  }
+  if (options.root === "/" && !dryRun && process.getuid?.() !== 0) {
+    say("iq-hub install: run it as root (sudo systemd/install.sh), or look first with --dry-run");
+    return 1;
+  }
+  try {
+    const planned = await plan(options);
+    for (const note of planned.notes) say(`note: ${note}`);
+    if (planned.changes.length === 0) {
+      say("nothing to change");
+      return 0;
+    }
+    const where = options.root === "/" ? "" : ` under ${options.root}`;
+    say(`${dryRun ? "would make" : "making"} ${planned.changes.length} changes${where}:`);
+    for (const change of planned.changes) for (const line of describe(change)) say(line);
+    if (!dryRun) await apply(planned, options, say);
+    const rebootFor = planned.changes.some((change) => change.kind === "write" && change.path === planned.bootConfig);
+    say(
+      rebootFor
+        ? `${dryRun ? "a reboot would be needed" : "reboot needed (sudo reboot)"}: ${planned.bootConfig} sets the pins' pulls and boot levels at power-on`
+        : "no reboot needed",
+    );
+    return 0;
+  } catch (error) {
+    // A dry run without sudo meets the owner's 0640 config: that is a hint, not a crash.
+    const denied = (error as NodeJS.ErrnoException).code === "EACCES";
+    if (!(error instanceof IqError) && !denied) throw error;
+    say(`iq-hub install: ${(error as Error).message}${denied ? " (run it with sudo)" : ""}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}
