@@ -102,6 +102,15 @@ export const configSchema = z.strictObject({
   led: ledSchema.prefault({}),
   button: buttonSchema.prefault({}),
   mqtt: mqttSchema.prefault({}),
+  clock: z
+    .strictObject({
+      /**
+       * Declares the clock synchronised without asking: for laptops and CI without systemd's
+       * time sync, where nothing can say so. Never on a Pi: Codes are time-bound.
+       */
+      assumeSynced: z.boolean().default(false),
+    })
+    .prefault({}),
   audit: z.strictObject({ maxEvents: z.number().int().min(100).max(10_000_000).default(10_000) }).prefault({}),
   log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
 });

@@ -1,56 +1,92 @@
 /**
- * The IQ itself, hardware and state wired together: relays, LED, reset button, store, audit and
- * lifecycle. It knows nothing of processes, signals or terminals (firmware/main.ts does), so
- * tests build a Hub on mock GPIO and a temporary store and drive every story through it.
+ * The IQ itself, hardware and state wired together: relays, LED, reset button, store, keys,
+ * users, audit, lifecycle, the request handler and the MQTT transport. It knows nothing of
+ * processes, signals or terminals (firmware/main.ts does), so tests build a Hub on mock GPIO and
+ * a temporary store and drive every story through it.
  */
 import { randomBytes } from "node:crypto";
 import { Button } from "../hal/button.js";
 import type { GpioPort } from "../hal/gpio-port.js";
 import { Relay } from "../hal/relay.js";
 import { RgbLed } from "../hal/rgb-led.js";
+import { topicsFor } from "../provisioning/protocol/topics.js";
+import { Access } from "./access.js";
 import { Audit } from "./audit.js";
+import { isClockSynced, TrustedClock } from "./clock.js";
 import type { HubConfig } from "./config.js";
 import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey } from "./device-key.js";
+import type { IqContext, StatusResult } from "./handler/context.js";
+import { RequestHandler } from "./handler/request-handler.js";
 import { LED_TABLE, describePattern } from "./led-table.js";
 import { Lifecycle } from "./lifecycle.js";
+import { Lockout } from "./lockout.js";
 import type { Logger } from "./log.js";
+import { RateLimiter } from "./rate-limit.js";
 import { attachResetButton } from "./reset-button.js";
+import { SecretStore } from "./secret-store.js";
+import { ensureSetupSecret, forgetSetupSecret, readSetupSecret, setupSecretFile } from "./setup-secret.js";
 import type { Store } from "./store.js";
+import { MqttTransport } from "./transports/mqtt.js";
+import { Users } from "./users.js";
+import { VERSION } from "./version.js";
 
 export interface HubOptions {
   config: HubConfig;
   port: GpioPort;
   log: Logger;
   now?: () => number;
+  /** Off in tests that exercise the hardware alone. Default on. */
+  mqtt?: boolean;
+  /** How the clock's synchronisation is found out; tests inject one. */
+  checkClockSynced?: () => Promise<boolean>;
 }
 
 /** Keys of the `meta` sublevel. */
-const META = { iqId: "iqId", claimed: "claimed" } as const;
+const META = { iqId: "iqId", claimed: "claimed", lastTrustedTime: "lastTrustedTime" } as const;
 
-export class Hub {
+
+/** The parts that exist only once the store is open (and are rebuilt by a factory reset). */
+interface Running {
+  store: Store;
+  secrets: SecretStore;
+  users: Users;
+  audit: Audit;
+  lockout: Lockout;
+  iqId: string;
+}
+
+export class Hub implements IqContext {
   readonly lifecycle: Lifecycle;
   readonly led: RgbLed;
   readonly locks: ReadonlyMap<string, Relay>;
   readonly button: Button;
+  readonly access: Access;
+  readonly junk: RateLimiter;
   readonly deviceKeyFile: string;
-  private deviceKey: Uint8Array | undefined;
-  private audit: Audit | undefined;
-  private iq: string | undefined;
+  readonly now: () => number;
+  private running: Running | undefined;
+  private handler: RequestHandler | undefined;
+  private transport: MqttTransport | undefined;
+  private clock: TrustedClock | undefined;
+  private stopClockWatch: (() => void) | undefined;
   private detachButton: (() => void) | undefined;
-  private opened: Store | undefined;
   private resetting: Promise<void> | undefined;
   private released = false;
 
   /** Claims every output in its safe state at once: the relay is locked before anything can fail. */
   constructor(private readonly options: HubOptions) {
     const { config, port } = options;
+    this.now = options.now ?? Date.now;
     this.locks = new Map(config.locks.map((lock) => [lock.name, new Relay(port, lock)]));
     this.led = new RgbLed(port, {
       pins: { red: config.led.red, green: config.led.green, blue: config.led.blue },
       commonAnode: config.led.commonAnode,
     });
-    this.lifecycle = new Lifecycle(options.now);
-    this.lifecycle.on("change", (state) => this.led.show(LED_TABLE[state]));
+    this.lifecycle = new Lifecycle(this.now);
+    this.lifecycle.on("change", (state) => {
+      this.led.show(LED_TABLE[state]);
+      this.publishState();
+    });
     this.led.show(LED_TABLE.booting);
     this.button = new Button(port, {
       pin: config.button.pin,
@@ -59,31 +95,62 @@ export class Hub {
       shortPressMaxMs: config.button.shortPressMaxMs,
       holdThresholdsMs: [config.button.resetArmMs, config.button.resetCancelMs],
     });
+    this.access = new Access(this.locks, () => this.events, this.lifecycle);
+    this.junk = new RateLimiter(this.now);
     this.deviceKeyFile = deviceKeyFile(config.stateDir);
   }
 
+  private get run(): Running {
+    if (this.running === undefined) throw new Error("hub not started");
+    return this.running;
+  }
+
   get iqId(): string {
-    if (this.iq === undefined) throw new Error("hub not started");
-    return this.iq;
+    return this.run.iqId;
   }
-
-  private get store(): Store {
-    if (this.opened === undefined) throw new Error("hub not started");
-    return this.opened;
+  get log(): Logger {
+    return this.options.log;
   }
-
+  get store(): Store {
+    return this.run.store;
+  }
   get events(): Audit {
-    if (this.audit === undefined) throw new Error("hub not started");
-    return this.audit;
+    return this.run.audit;
+  }
+  get users(): Users {
+    return this.run.users;
+  }
+  get lockout(): Lockout {
+    return this.run.lockout;
+  }
+  get responsesTopic(): string {
+    return topicsFor(this.iqId, this.options.config.mqtt.topicPrefix).responses;
+  }
+  /** The handler's entry point, for transports (and tests that skip the broker). */
+  get requests(): RequestHandler {
+    if (this.handler === undefined) throw new Error("hub not started");
+    return this.handler;
   }
 
   /** Loads keys and state, then leaves "booting" for "unclaimed" (claim window open) or "activated". */
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
-    this.opened = store;
-    this.deviceKey = await ensureDeviceKey(this.deviceKeyFile);
-    this.audit = await Audit.open(store, config.audit.maxEvents, this.options.now);
-    this.iq = await this.ensureIqId();
+    this.running = await this.openState(store);
+    this.clock = await TrustedClock.open({
+      store: {
+        load: () => store.get<number>("meta", META.lastTrustedTime),
+        save: (ms) => store.put("meta", META.lastTrustedTime, ms),
+      },
+      log,
+      checkSynced: this.options.checkClockSynced ?? (() => isClockSynced({ assumeSynced: config.clock.assumeSynced })),
+      now: this.now,
+    });
+    this.lifecycle.setClockSynced(this.clock.synced);
+    if (!this.clock.synced) log.warn("the clock is not synchronised: Codes are refused until it is (see README, Troubleshooting)");
+    this.stopClockWatch = this.clock.watch((synced) => {
+      log.info(synced ? "clock synchronised" : "clock no longer synchronised");
+      this.lifecycle.setClockSynced(synced);
+    });
     this.detachButton = attachResetButton(
       this.button,
       {
@@ -105,9 +172,57 @@ export class Hub {
         pin: config.button.pin,
       });
     }
+    this.handler = new RequestHandler(this);
     const claimed = (await store.get<boolean>("meta", META.claimed)) === true;
-    this.lifecycle.enter(claimed ? "activated" : "unclaimed");
-    if (!claimed) this.lifecycle.openClaimWindow(config.claimWindowMs);
+    if (!claimed) await this.becomeUnclaimed();
+    else this.lifecycle.enter("activated");
+    if (this.options.mqtt !== false) {
+      this.transport = new MqttTransport({
+        config: config.mqtt,
+        iqId: this.iqId,
+        log,
+        audit: this.events,
+        onRequest: this.requests.sink,
+        onConnectionChange: (connected) => this.lifecycle.setBrokerConnected(connected),
+      });
+      await this.transport.start();
+      this.publishState();
+    }
+  }
+
+  clockSynced(): boolean {
+    return this.clock?.synced ?? false;
+  }
+
+  status(): StatusResult {
+    return {
+      iqId: this.iqId,
+      version: VERSION,
+      phase: this.lifecycle.phase,
+      state: this.lifecycle.state,
+      claimed: this.lifecycle.phase === "activated",
+      claimWindowOpen: this.lifecycle.isClaimWindowOpen(),
+      clockSynced: this.clock?.synced ?? null,
+      locks: [...this.locks].map(([name, relay]) => ({
+        name,
+        unlocked: relay.isUnlocked,
+        officeMode: this.access.isOfficeMode(name),
+      })),
+    };
+  }
+
+  settings(): Record<string, unknown> {
+    return {};
+  }
+
+  setupSecret(): Promise<string | undefined> {
+    return readSetupSecret(this.run.secrets);
+  }
+
+  async markClaimed(): Promise<void> {
+    await this.store.put("meta", META.claimed, true);
+    await forgetSetupSecret(this.run.secrets, this.options.config.stateDir);
+    this.lifecycle.enter("activated");
   }
 
   /** Short press: one status line in the log; an unclaimed IQ also opens its claim window. */
@@ -115,7 +230,7 @@ export class Hub {
     const { log, config } = this.options;
     if (this.lifecycle.phase === "unclaimed") this.lifecycle.openClaimWindow(config.claimWindowMs);
     log.info("status", {
-      iqId: this.iq,
+      iqId: this.running?.iqId,
       state: this.lifecycle.state,
       led: describePattern(LED_TABLE[this.lifecycle.state]),
       ...Object.fromEntries([...this.locks].map(([name, relay]) => [name, relay.isUnlocked ? "unlocked" : "locked"])),
@@ -123,8 +238,8 @@ export class Hub {
   }
 
   /**
-   * Wipes every secret and user and returns the IQ to "unclaimed". The device key goes first: if
-   * power fails halfway, whatever is left in the store can no longer be read.
+   * Wipes every secret and user and returns the IQ to "unclaimed" (story 8). The device key goes
+   * first: if power fails halfway, whatever is left in the store can no longer be read.
    */
   factoryReset(source: "button" | "system"): Promise<void> {
     this.resetting ??= this.runFactoryReset(source).finally(() => (this.resetting = undefined));
@@ -132,31 +247,54 @@ export class Hub {
   }
 
   private async runFactoryReset(source: "button" | "system"): Promise<void> {
-    const { log, config } = this.options;
-    const store = this.store;
+    const { log } = this.options;
+    const { store, iqId, secrets } = this.run;
     log.warn("factory reset: wiping keys, PINs, users and activations");
     this.lifecycle.enter("resetting");
-    this.lifecycle.setOfficeMode(false);
-    for (const relay of this.locks.values()) relay.lock();
+    this.access.lockAll();
+    this.handler?.pairing.clear();
+    secrets.close();
     await destroyDeviceKey(this.deviceKeyFile);
-    this.deviceKey = undefined;
     await store.wipeForReset();
-    this.deviceKey = await ensureDeviceKey(this.deviceKeyFile);
-    await store.put("meta", META.iqId, this.iqId);
+    await store.put("meta", META.iqId, iqId);
+    this.running = await this.openState(store);
     await this.events.record({ type: "factory_reset", source });
-    this.lifecycle.enter("unclaimed");
-    this.lifecycle.openClaimWindow(config.claimWindowMs);
+    await this.becomeUnclaimed();
     log.info("factory reset done: the IQ is unclaimed, claim window open");
   }
 
+  private async becomeUnclaimed(): Promise<void> {
+    const { config, log } = this.options;
+    await ensureSetupSecret(this.run.secrets, config.stateDir);
+    log.info("unclaimed: claim it with the setup secret", { iqId: this.iqId, setupSecretFile: setupSecretFile(config.stateDir) });
+    this.lifecycle.enter("unclaimed");
+    this.lifecycle.openClaimWindow(config.claimWindowMs);
+  }
+
+  private async openState(store: Store): Promise<Running> {
+    const deviceKey = await ensureDeviceKey(this.deviceKeyFile);
+    const secrets = new SecretStore(store, deviceKey);
+    deviceKey.fill(0);
+    return {
+      store,
+      secrets,
+      users: new Users(store, secrets, this.now),
+      audit: await Audit.open(store, this.options.config.audit.maxEvents, this.now),
+      lockout: new Lockout(store, this.now),
+      iqId: await this.ensureIqId(store),
+    };
+  }
+
   /** The configured id, else the one generated at first start and kept in the store. */
-  private async ensureIqId(): Promise<string> {
-    const { config } = this.options;
-    const store = this.store;
+  private async ensureIqId(store: Store): Promise<string> {
     const stored = await store.get<string>("meta", META.iqId);
-    const id = config.iqId ?? stored ?? `iq-${randomBytes(5).toString("hex")}`;
+    const id = this.options.config.iqId ?? stored ?? `iq-${randomBytes(5).toString("hex")}`;
     if (id !== stored) await store.put("meta", META.iqId, id);
     return id;
+  }
+
+  private publishState(): void {
+    if (this.transport !== undefined && this.running !== undefined) this.transport.publishState(this.status());
   }
 
   /**
@@ -167,16 +305,18 @@ export class Hub {
     if (this.released) return;
     this.released = true;
     this.detachButton?.();
+    this.stopClockWatch?.();
     this.lifecycle.close();
     for (const relay of this.locks.values()) relay.close();
     this.led.close();
     this.button.close();
-    this.deviceKey?.fill(0);
   }
 
-  /** Hardware to its safe state first, then the store closed. */
+  /** Hardware to its safe state first, then the broker connection, then the store. */
   async close(): Promise<void> {
     this.releaseHardware();
-    await this.opened?.close();
+    await this.transport?.stop();
+    this.running?.secrets.close();
+    await this.running?.store.close();
   }
 }

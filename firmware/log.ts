@@ -26,8 +26,8 @@ export interface LoggerOptions {
 
 function formatValue(value: unknown): string {
   if (value instanceof Error) return JSON.stringify(value.message);
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  return typeof value === "string" && /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
+  const text = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
 }
 
 export function createLogger(options: LoggerOptions = {}, bound: LogFields = {}): Logger {

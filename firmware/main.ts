@@ -4,7 +4,6 @@
  * start the IQ, tell systemd, and end cleanly on SIGTERM. Everything the IQ does lives in
  * Hub; this file only owns the process.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { MockGpio } from "../hal/mock-backend.js";
 import { openGpio } from "../hal/select-backend.js";
@@ -15,6 +14,7 @@ import { LED_TABLE, describePattern } from "./led-table.js";
 import { createLogger, type Logger } from "./log.js";
 import { createNotifier } from "./sd-notify.js";
 import { TerminalSimulator } from "./simulator.js";
+import { VERSION } from "./version.js";
 import { Store } from "./store.js";
 
 /** Exit status for a configuration error (sysexits EX_CONFIG); the unit does not restart on it. */
@@ -33,11 +33,6 @@ Options:
   --help          print this help
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
-
 function parseCommandLine(): { config: string | undefined } {
   const { values } = parseArgs({
     options: { config: { type: "string" }, help: { type: "boolean" }, version: { type: "boolean" } },
@@ -48,7 +43,7 @@ function parseCommandLine(): { config: string | undefined } {
     process.exit(0);
   }
   if (values.version === true) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${VERSION}\n`);
     process.exit(0);
   }
   return { config: values.config };
@@ -69,7 +64,7 @@ async function main(): Promise<void> {
     level: config.log.level,
     write: (line) => (simulator ? simulator.printAbove(line) : process.stderr.write(`${line}\n`)),
   });
-  log.info("starting", { version: version(), config: loaded.file ?? "defaults", stateDir: config.stateDir });
+  log.info("starting", { version: VERSION, config: loaded.file ?? "defaults", stateDir: config.stateDir });
 
   const { port, reason } = await openGpio({
     backend: config.gpio.backend,

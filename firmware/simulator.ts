@@ -8,6 +8,7 @@ import type { MockGpio } from "../hal/mock-backend.js";
 import type { Color } from "../hal/rgb-led.js";
 import type { Hub } from "./hub.js";
 import { LED_TABLE, describePattern } from "./led-table.js";
+import { formatSetupSecret } from "../provisioning/pairing.js";
 
 const ANSI: Record<Color, string> = {
   off: "\x1b[90m○\x1b[0m",
@@ -35,6 +36,8 @@ export interface SimulatorIo {
 
 export class TerminalSimulator {
   private buttonDownSince: number | undefined;
+  /** The setup secret is printed once per unclaimed period. */
+  private announced = false;
   private readonly unsubscribe: (() => void)[] = [];
   private ticker: NodeJS.Timeout | undefined;
   private onKey = (data: Buffer) => this.handleKey(data.toString());
@@ -55,6 +58,10 @@ export class TerminalSimulator {
         `[${SIMULATOR_KEYS.quit}] quit\n`,
     );
     this.unsubscribe.push(this.hub.led.onChange(() => this.draw()));
+    const onState = () => void this.announceSetupSecret();
+    this.hub.lifecycle.on("change", onState);
+    this.unsubscribe.push(() => this.hub.lifecycle.off("change", onState));
+    void this.announceSetupSecret();
     for (const relay of this.hub.locks.values()) this.unsubscribe.push(relay.onChange(() => this.draw()));
     // While the button is held the seconds count up, so the installer sees 10 s approach.
     this.ticker = setInterval(() => this.buttonDownSince !== undefined && this.draw(), 100);
@@ -77,6 +84,22 @@ export class TerminalSimulator {
     if (this.io.input.isTTY) this.io.input.setRawMode(false);
     this.io.input.pause();
     this.io.output.write("\n");
+  }
+
+  /** Shown only here, to whoever sits at the simulated Pi; a real IQ keeps it in a root-only file. */
+  private async announceSetupSecret(): Promise<void> {
+    if (this.hub.lifecycle.phase !== "unclaimed") {
+      this.announced = false;
+      return;
+    }
+    if (this.announced) return;
+    this.announced = true;
+    const secret = await this.hub.setupSecret();
+    if (secret === undefined) return;
+    this.printAbove(
+      `IQ ${this.hub.iqId} is unclaimed. Setup secret: ${formatSetupSecret(secret)}\n` +
+        `  claim it from another terminal: iq claim --iq ${this.hub.iqId} --secret ${formatSetupSecret(secret)} --name <you>`,
+    );
   }
 
   private handleKey(key: string): void {

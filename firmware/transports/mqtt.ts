@@ -151,13 +151,9 @@ export class MqttTransport {
     }
   }
 
-  /** Exponential from reconnectMinMs to reconnectMaxMs, each delay drawn from the upper half of its step. */
   private nextReconnectDelay(): number {
-    const { reconnectMinMs: min, reconnectMaxMs: max } = this.options.config;
-    const ceiling = Math.min(max, 2 * min * 2 ** this.reconnectAttempt);
-    this.reconnectAttempt += 1;
-    const floor = Math.max(min, ceiling / 2);
-    return Math.round(floor + Math.random() * (ceiling - floor));
+    const { reconnectMinMs, reconnectMaxMs } = this.options.config;
+    return reconnectDelayMs(this.reconnectAttempt++, reconnectMinMs, reconnectMaxMs);
   }
 
   private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
@@ -225,6 +221,16 @@ export class MqttTransport {
       client.publish(topic, payload, { qos: 1, retain, properties }, (error) => (error ? reject(error) : resolve()));
     });
   }
+}
+
+/**
+ * The wait before reconnect attempt `attempt` (0-based): doubling from [min, 2·min] up to
+ * [max/2, max], drawn at random within its step so that a fleet does not come back in step.
+ */
+export function reconnectDelayMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, 2 * minMs * 2 ** attempt);
+  const floor = Math.max(minMs, ceiling / 2);
+  return Math.round(floor + random() * (ceiling - floor));
 }
 
 /** Reads the TLS files for mqtts:// and wss://; an unreadable one stops the start, naming its key. */

@@ -165,9 +165,9 @@ export class Companion {
   // ── Story 1: claim ────────────────────────────────────────────────────────────────────────
 
   /** Claims an unclaimed IQ inside its claim window; the person becomes its Owner with `pin`. */
-  claim(input: { iqId: string; setupSecret: string; name: string; pin: string }): Promise<PairedAs> {
+  async claim(input: { iqId: string; setupSecret: string; name: string; pin: string }): Promise<PairedAs> {
     checkPin(input.pin);
-    return this.pair({
+    return await this.pair({
       kind: "claim",
       iqId: input.iqId,
       password: pairingPassword({ kind: "claim", setupSecret: input.setupSecret }),
@@ -193,9 +193,9 @@ export class Companion {
   // ── Story 3: activate, change the PIN ─────────────────────────────────────────────────────
 
   /** Activates this app for `userId` with the initial PIN the person who added them handed over. */
-  activate(input: { iqId: string; userId: string; pin: string }): Promise<PairedAs> {
+  async activate(input: { iqId: string; userId: string; pin: string }): Promise<PairedAs> {
     requirePinShape(input.pin);
-    return this.pair({
+    return await this.pair({
       kind: "activate",
       iqId: input.iqId,
       userId: input.userId,
@@ -281,9 +281,9 @@ export class Companion {
   }
 
   /** On the second device: activates with the first device's Code and the user's PIN. */
-  joinAsDevice(input: { iqId: string; userId: string; code: string; pin: string }): Promise<PairedAs> {
+  async joinAsDevice(input: { iqId: string; userId: string; code: string; pin: string }): Promise<PairedAs> {
     requirePinShape(input.pin);
-    return this.pair({
+    return await this.pair({
       kind: "duplicate",
       iqId: input.iqId,
       userId: input.userId,
@@ -501,10 +501,17 @@ export class Companion {
     counter: number,
     result: z.ZodType<T>,
   ): T {
-    const opened = openSealed({ key, iqId: to.iqId, appId: to.appId, purpose, sealed: fromB64u(box, "box"), lastCounter: counter - 1 });
-    if (opened.counter !== counter) {
-      throw new AppError("seal_invalid", `IQ ${to.iqId}'s answer to ${to.op} is sealed for another request`);
+    const tampered = new AppError(
+      "seal_invalid",
+      `the answer to ${to.op} did not come sealed from IQ ${to.iqId} for this request: it was damaged or replayed on the way`,
+    );
+    let opened;
+    try {
+      opened = openSealed({ key, iqId: to.iqId, appId: to.appId, purpose, sealed: fromB64u(box, "box"), lastCounter: counter - 1 });
+    } catch {
+      throw tampered;
     }
+    if (opened.counter !== counter) throw tampered;
     return parseResult(result, parseJson(new TextDecoder().decode(opened.payload)), to.iqId, to.op);
   }
 

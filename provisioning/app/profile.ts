@@ -45,7 +45,6 @@ export type Activation = z.infer<typeof activationSchema>;
 const profileSchema = z.strictObject({
   format: z.literal(PROFILE_FORMAT),
   broker: z.string().optional(),
-  topicPrefix: z.string().optional(),
   /** By IQ id. */
   iqs: z.record(z.string(), activationSchema),
   /** The last backup of each IQ, by IQ id: kept apart from the activation, which a reset ends. */

@@ -35,7 +35,13 @@ describe("hub on mock GPIO", () => {
     gpio = new MockGpio();
     setup?.(gpio);
     const config = validateConfig({ stateDir, gpio: { backend: "mock" } });
-    hub = new Hub({ config, port: gpio, log: createLogger({ write: (l) => lines.push(l) }) });
+    hub = new Hub({
+      config,
+      port: gpio,
+      log: createLogger({ write: (l) => lines.push(l) }),
+      mqtt: false,
+      checkClockSynced: () => Promise.resolve(true),
+    });
     await hub.start(await Store.open(stateDir));
     return hub;
   }
@@ -90,6 +96,7 @@ describe("hub on mock GPIO", () => {
     expect(await hub["store"].get("users", "alice")).toBeUndefined();
     expect(readFileSync(hub.deviceKeyFile).equals(oldKey)).toBe(false);
     expect((await hub.events.list()).map((e) => e.type)).toEqual(["factory_reset"]);
+    expect(await hub.setupSecret()).toMatch(/^[0-9A-Z]{12}$/);
   });
 
   it("still held at 30 s cancels the reset and the LED returns to the state's pattern", async () => {

@@ -5,6 +5,7 @@
  */
 import { once } from "node:events";
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
+import { onTestFinished } from "vitest";
 
 export interface TcpProxy {
   url: string;
@@ -13,9 +14,9 @@ export interface TcpProxy {
   /** Turns new connections away until `release`. */
   hold(): void;
   release(): void;
-  close(): Promise<void>;
 }
 
+/** A relay to 127.0.0.1:`targetPort`, closed when the current test ends. */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let held = false;
@@ -45,14 +46,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   const cut = () => sockets.forEach((socket) => socket.destroy());
+  onTestFinished(async () => {
+    cut();
+    await new Promise((resolve) => server.close(resolve));
+  });
   return {
     url: `mqtt://127.0.0.1:${port}`,
     cut,
     hold: () => (held = true),
     release: () => (held = false),
-    async close() {
-      cut();
-      await new Promise((resolve) => server.close(resolve));
-    },
   };
 }

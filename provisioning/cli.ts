@@ -1,0 +1,654 @@
+#!/usr/bin/env node
+/**
+ * `iq`: the companion app on the command line, playing the phone app and the web app for every
+ * story (docs/protocol.md lists the messages each command causes). A thin shell over Companion:
+ * it finds the profile, the broker and the IQ, asks for PINs, and prints results for a person or,
+ * with --json, for a program.
+ *
+ * Exit status: 0 done, 1 refused or failed (the IQ's error code and message are printed),
+ * 2 the command line itself is wrong.
+ */
+import { realpathSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
+
+import { IqError } from "../firmware/errors.js";
+import { IqClient, type MessageHandler, type Requester } from "./app/client.js";
+import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/companion.js";
+import { AppError } from "./app/errors.js";
+import { Profile } from "./app/profile.js";
+import { CODE_PURPOSES, type CodePurpose } from "./crypto/code.js";
+import { backupSchema, type Backup, type Role } from "./protocol/messages.js";
+import { DEFAULT_TOPIC_PREFIX } from "./protocol/topics.js";
+
+/** The hub's embedded broker when it runs with no configuration: where a first try meets it. */
+export const DEFAULT_BROKER = "mqtt://127.0.0.1:1883";
+const DEFAULT_DISCOVER_MS = 1_000;
+
+export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+const USAGE = "usage";
+
+/** Everything the CLI takes from its surroundings, so tests can run it in-process. */
+export interface CliEnvironment {
+  env: NodeJS.ProcessEnv;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Asks for a secret without echoing it; absent when there is no terminal to ask on. */
+  askSecret?: (prompt: string) => Promise<string>;
+  /** `events --follow` ends when this aborts (Ctrl-C). */
+  stop: AbortSignal;
+  now: () => number;
+}
+
+interface Globals {
+  profile?: string;
+  broker?: string;
+  iq?: string;
+  topicPrefix?: string;
+  json?: boolean;
+}
+
+/** What a command prints: a sentence or two for a person, a value for --json. */
+interface Output {
+  text: string;
+  json: unknown;
+}
+
+function usageError(message: string): AppError {
+  return new AppError(USAGE, message);
+}
+
+/**
+ * One invocation: the profile, the broker connection (opened only when a command needs the
+ * network; `iq code` never does) and the Companion over both.
+ */
+class Invocation {
+  readonly profile: Profile;
+  readonly companion: Companion;
+  private readonly topicPrefix: string;
+  private client: Promise<IqClient> | undefined;
+
+  constructor(
+    readonly globals: Globals,
+    readonly io: CliEnvironment,
+  ) {
+    this.profile = Profile.at({ name: globals.profile, env: io.env });
+    this.topicPrefix = globals.topicPrefix ?? io.env.IQ_TOPIC_PREFIX ?? DEFAULT_TOPIC_PREFIX;
+    const requester: Requester = {
+      topicPrefix: this.topicPrefix,
+      request: async (iqId, op, args) => (await this.connect()).request(iqId, op, args),
+      watch: async (filter, onMessage: MessageHandler) => (await this.connect()).watch(filter, onMessage),
+    };
+    this.companion = new Companion({ profile: this.profile, client: requester, now: io.now });
+  }
+
+  async broker(): Promise<string> {
+    return this.globals.broker ?? this.io.env.IQ_BROKER ?? (await this.profile.read()).broker ?? DEFAULT_BROKER;
+  }
+
+  /** --iq, else the one IQ this profile knows. */
+  async iqId(): Promise<string> {
+    if (this.globals.iq !== undefined) return this.globals.iq;
+    const known = Object.keys((await this.profile.read()).iqs);
+    if (known.length === 1 && known[0] !== undefined) return known[0];
+    throw usageError(
+      known.length === 0
+        ? `profile ${this.profile.name} knows no IQ yet: pass --iq ID (iq discover lists the IQs on the broker)`
+        : `profile ${this.profile.name} knows several IQs (${known.join(", ")}): pass --iq ID`,
+    );
+  }
+
+  /** The PIN of the person at the app: --pin, else $IQ_PIN, else asked for. */
+  async pin(flag: string | undefined, prompt = "PIN: "): Promise<string> {
+    const pin = flag ?? this.io.env.IQ_PIN;
+    if (pin !== undefined) return pin;
+    if (this.io.askSecret === undefined) {
+      throw usageError("a PIN is needed: pass --pin, set IQ_PIN, or run in a terminal to be asked for it");
+    }
+    return this.io.askSecret(prompt);
+  }
+
+  /** A PIN being chosen: the flag, else asked for twice, since a typo would lock the person out. */
+  async newPin(flag: string | undefined, name: string): Promise<string> {
+    if (flag !== undefined) return flag;
+    if (this.io.askSecret === undefined) {
+      throw usageError(`${name} is needed: pass it as an option, or run in a terminal to be asked for it`);
+    }
+    const first = await this.io.askSecret(`${name}: `);
+    if ((await this.io.askSecret(`${name} again: `)) !== first) throw usageError("the two PINs differ: nothing was changed");
+    return first;
+  }
+
+  /** After a pairing: remember where this profile's IQs live. */
+  async rememberBroker(): Promise<void> {
+    const broker = await this.broker();
+    await this.profile.update((data) => {
+      data.broker = broker;
+    });
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client !== undefined) await (await client).close();
+  }
+
+  private connect(): Promise<IqClient> {
+    this.client ??= this.broker().then((broker) => IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now }));
+    // A failed connection is not kept: the error goes to the caller, and close() has nothing to end.
+    this.client.catch(() => (this.client = undefined));
+    return this.client;
+  }
+}
+
+type Handler = (run: Invocation, command: Command) => Promise<Output | undefined>;
+
+function parseCount(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError("expected a whole number");
+  return Number(value);
+}
+
+function time(ms: number): string {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function describeCode(made: MadeCode): string {
+  return `${made.code} (valid once, until about ${time(made.validUntil)})`;
+}
+
+function describeEvent(event: IqEvent): string {
+  const { seq, at, type, ...rest } = event;
+  const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`);
+  return [`#${seq}`, at, type, ...fields].join(" ");
+}
+
+/** The retained state as a few words, whatever the hub put in it. */
+function describeState(state: unknown): string {
+  if (typeof state !== "object" || state === null) return typeof state === "string" ? state : "";
+  const s = state as Record<string, unknown>;
+  return [
+    typeof s.state === "string" ? s.state : s.phase,
+    s.claimWindowOpen === true ? "claim window open" : undefined,
+    typeof s.version === "string" ? `v${s.version}` : undefined,
+  ]
+    .filter((part) => typeof part === "string")
+    .join(", ");
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n");
+}
+
+/** How a person who was just handed an initial PIN activates with it; `who` says who does. */
+function handOver(iqId: string, userId: string, pin: string, who: string): string {
+  return `hand it over in person; ${who} with: iq activate --iq ${iqId} --user ${userId} --pin ${pin}`;
+}
+
+function buildProgram(io: CliEnvironment, json: boolean): Command {
+  const program = new Command("iq")
+    .description("The IQ companion app: claim, manage and open an IQ hub over MQTT, as the phone and web apps do.")
+    .option("--profile <name>", "profile to use (default: $IQ_PROFILE, else default)")
+    .option("--broker <url>", `MQTT broker (default: $IQ_BROKER, else the profile's, else ${DEFAULT_BROKER})`)
+    .option("--iq <id>", "IQ to talk to (default: the profile's only IQ)")
+    .option("--topic-prefix <prefix>", `the hub's mqtt.topicPrefix (default: $IQ_TOPIC_PREFIX, else ${DEFAULT_TOPIC_PREFIX})`)
+    .option("--json", "print machine-readable JSON; errors as {\"error\":{code,message}}")
+    .exitOverride()
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      // With --json, main prints the usage error as JSON instead.
+      outputError: (text, write) => (json ? undefined : write(text)),
+    })
+    .showHelpAfterError("(iq --help shows the usage)");
+
+  const on = (command: Command, handler: Handler): Command =>
+    command.action(async (...params: unknown[]) => {
+      const self = params[params.length - 1] as Command;
+      const run = new Invocation(self.optsWithGlobals<Globals>(), io);
+      try {
+        const output = await handler(run, self);
+        if (output !== undefined) io.stdout(json ? `${JSON.stringify(output.json)}\n` : `${output.text}\n`);
+      } finally {
+        await run.close();
+      }
+    });
+
+  on(
+    program
+      .command("discover")
+      .description("list the IQs that announce themselves on the broker")
+      .addOption(new Option("--wait <ms>", "how long to listen for them").argParser(parseCount).default(DEFAULT_DISCOVER_MS)),
+    async (run, self) => {
+      const found = await run.companion.discover({ waitMs: self.opts<{ wait: number }>().wait });
+      const text =
+        found.length === 0
+          ? `No IQ found on ${await run.broker()}. Is the hub running and connected to this broker?`
+          : table(found.map((iq) => [iq.iqId, iq.availability ?? "?", describeState(iq.state)]));
+      return { text, json: found };
+    },
+  );
+
+  on(program.command("status").description("the IQ's state, clock and locks (no PIN needed)"), async (run) => {
+    const status = await run.companion.status({ iqId: await run.iqId() });
+    const clock =
+      status.clockSynced === false ? "clock NOT synchronised: Codes are refused until it is" : status.clockSynced ? "clock synchronised" : "clock state unknown";
+    const lines = [`IQ ${status.iqId} (v${status.version}): ${status.state}; ${clock}`];
+    if (!status.claimed) {
+      lines.push(
+        status.claimWindowOpen
+          ? `Unclaimed, claim window open: iq claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`
+          : "Unclaimed, claim window closed: press the IQ's button briefly to open it",
+      );
+    }
+    for (const lock of status.locks) {
+      lines.push(`${lock.name}: ${lock.officeMode ? "Office Mode on (held open)" : lock.unlocked ? "unlocked" : "locked"}`);
+    }
+    return { text: lines.join("\n"), json: status };
+  });
+
+  on(
+    program
+      .command("claim")
+      .description("become the Owner of a new or reset IQ (inside its claim window)")
+      .requiredOption("--secret <secret>", "the IQ's setup secret, XXXX-XXXX-XXXX")
+      .requiredOption("--name <name>", "your name")
+      .option("--pin <pin>", "the PIN you choose (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const opts = self.opts<{ secret: string; name: string; pin?: string }>();
+      const iqId = await run.iqId();
+      const pin = opts.pin ?? run.io.env.IQ_PIN ?? (await run.newPin(undefined, "PIN you choose"));
+      const owner = await run.companion.claim({ iqId, setupSecret: opts.secret, name: opts.name, pin });
+      await run.rememberBroker();
+      return {
+        text: `Claimed ${iqId}: you are its owner, ${owner.name} (user id ${owner.userId}). Keep your PIN: a forgotten owner PIN means a factory reset. Make a backup now and after each change: iq backup`,
+        json: { iqId, ...owner },
+      };
+    },
+  );
+
+  const user = program.command("user").description("add, remove and list users (Owner, Admin)");
+  on(
+    user
+      .command("add")
+      .description("add a user; the IQ makes their initial PIN")
+      .requiredOption("--name <name>", "the user's name")
+      .addOption(new Option("--role <role>", "their role").choices(["admin", "superuser", "user"]).makeOptionMandatory())
+      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const opts = self.opts<{ name: string; role: Exclude<Role, "owner">; pin?: string }>();
+      const iqId = await run.iqId();
+      const added = await run.companion.addUser({ iqId, pin: await run.pin(opts.pin), name: opts.name, role: opts.role });
+      return {
+        text: `Added ${added.name} (${added.role}). Initial PIN: ${added.initialPin} — ${handOver(iqId, added.userId, added.initialPin, `${added.name} activates`)}`,
+        json: added,
+      };
+    },
+  );
+  on(
+    user
+      .command("remove")
+      .description("remove a user and their devices")
+      .argument("<userId>", "the user's id (iq user list shows it)")
+      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const [userId] = self.processedArgs as [string];
+      const iqId = await run.iqId();
+      await run.companion.removeUser({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
+      return { text: `Removed ${userId} from ${iqId}.`, json: { userId } };
+    },
+  );
+  on(
+    user.command("list").description("the IQ's users").option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const iqId = await run.iqId();
+      const { users } = await run.companion.listUsers({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
+      const rows = users.map((u) => [u.userId, u.name, u.role, u.activated ? `activated (${u.devices} device${u.devices === 1 ? "" : "s"})` : "not activated"]);
+      return { text: table([["USER", "NAME", "ROLE", "APP"], ...rows]), json: { users } };
+    },
+  );
+
+  on(
+    program
+      .command("activate")
+      .description("activate this app with the initial PIN you were handed")
+      .option("--user <userId>", "your user id (default: the one this profile had on the IQ)")
+      .option("--pin <pin>", "the initial PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const opts = self.opts<{ user?: string; pin?: string }>();
+      const iqId = await run.iqId();
+      const userId = opts.user ?? (await run.profile.activation(iqId))?.userId;
+      if (userId === undefined) throw usageError("--user is needed: the user id you were given with the initial PIN");
+      const paired = await run.companion.activate({ iqId, userId, pin: await run.pin(opts.pin, "Initial PIN: ") });
+      await run.rememberBroker();
+      return {
+        text: `Activated on ${iqId} as ${paired.name} (${paired.role}). Now choose your own PIN: iq pin change --iq ${iqId}`,
+        json: { iqId, ...paired },
+      };
+    },
+  );
+
+  const pin = program.command("pin").description("change your PIN, or reset a user's (Owner)");
+  on(
+    pin
+      .command("change")
+      .description("change your PIN on this IQ (only this one)")
+      .option("--pin <pin>", "your current PIN (default: $IQ_PIN, else asked for)")
+      .option("--new <pin>", "the new PIN (default: asked for twice)"),
+    async (run, self) => {
+      const opts = self.opts<{ pin?: string; new?: string }>();
+      const iqId = await run.iqId();
+      const current = await run.pin(opts.pin, "Current PIN: ");
+      await run.companion.changePin({ iqId, pin: current, newPin: await run.newPin(opts.new, "New PIN") });
+      return { text: `PIN changed on ${iqId}. It is the PIN for this IQ only.`, json: { iqId } };
+    },
+  );
+  on(
+    pin
+      .command("reset")
+      .description("Owner: give a user a new initial PIN (their app must activate again)")
+      .argument("<userId>", "the user's id")
+      .option("--pin <pin>", "your (the Owner's) PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const [userId] = self.processedArgs as [string];
+      const iqId = await run.iqId();
+      const reset = await run.companion.resetPin({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
+      return {
+        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(iqId, reset.userId, reset.initialPin, "they activate again")}`,
+        json: reset,
+      };
+    },
+  );
+
+  on(
+    program
+      .command("code")
+      .description("make a Code for the web app (offline; valid once, for about 3 minutes)")
+      .addOption(
+        new Option("--for <purpose>", "what the Code is for")
+          .choices(CODE_PURPOSES.filter((p) => p !== "owner_reset" && p !== "second_device"))
+          .default("open"),
+      )
+      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const opts = self.opts<{ for: CodePurpose; pin?: string }>();
+      const iqId = await run.iqId();
+      const made = await run.companion.code({ iqId, pin: await run.pin(opts.pin), purpose: opts.for });
+      return { text: `Code for ${opts.for.replace("_", " ")} on ${iqId}: ${describeCode(made)}`, json: { iqId, ...made } };
+    },
+  );
+
+  const webOptions = (command: Command): Command =>
+    command
+      .option("--lock <name>", "which lock", DEFAULT_LOCK)
+      .option("--web", "act as the web app: send a Code instead of sealing the PIN")
+      .option("--user <userId>", "with --web: the user id")
+      .option("--code <code>", "with --web: a Code made by the app (iq code)")
+      .option("--pin <pin>", "your PIN, without --web (default: $IQ_PIN, else asked for)");
+  interface DoorOptions {
+    lock: string;
+    web?: boolean;
+    user?: string;
+    code?: string;
+    pin?: string;
+  }
+  /** The web app's (user, Code), required together with --web and refused without it. */
+  const webCredentials = (opts: DoorOptions): { userId: string; code: string } | undefined => {
+    if (opts.web !== true) {
+      if (opts.user !== undefined || opts.code !== undefined) throw usageError("--user and --code go with --web");
+      return undefined;
+    }
+    if (opts.user === undefined || opts.code === undefined) throw usageError("--web needs --user and --code");
+    return { userId: opts.user, code: opts.code };
+  };
+
+  on(webOptions(program.command("open").description("open a lock: sealed with your PIN, or with --web and a Code")), async (run, self) => {
+    const opts = self.opts<DoorOptions>();
+    const web = webCredentials(opts);
+    const iqId = await run.iqId();
+    const result = web
+      ? await run.companion.webOpen({ iqId, lock: opts.lock, ...web })
+      : await run.companion.open({ iqId, lock: opts.lock, pin: await run.pin(opts.pin) });
+    return { text: `Opened ${result.lock} on ${iqId}.`, json: result };
+  });
+
+  on(
+    webOptions(
+      program
+        .command("office")
+        .description("switch Office Mode (door held open) on or off")
+        .addArgument(new Argument("<state>", "on or off").choices(["on", "off"])),
+    ),
+    async (run, self) => {
+      const opts = self.opts<DoorOptions>();
+      const web = webCredentials(opts);
+      const switchOn = self.processedArgs[0] === "on";
+      const iqId = await run.iqId();
+      const result = web
+        ? await run.companion.webOffice({ iqId, lock: opts.lock, on: switchOn, ...web })
+        : await run.companion.office({ iqId, lock: opts.lock, on: switchOn, pin: await run.pin(opts.pin) });
+      const text = result.officeMode
+        ? `Office Mode on: ${result.lock} on ${iqId} stays open until: iq office off`
+        : `Office Mode off: ${result.lock} on ${iqId} is locked.`;
+      return { text, json: result };
+    },
+  );
+
+  const device = program.command("device").description("use the app on a second device");
+  on(
+    device
+      .command("invite")
+      .description("on the first device: make the Code the second device activates with")
+      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const iqId = await run.iqId();
+      const made = await run.companion.inviteDevice({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
+      const userId = (await run.profile.activation(iqId))?.userId ?? "USER";
+      return {
+        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: iq device join --iq ${iqId} --user ${userId} --code ${made.code}  (it asks for your PIN)`,
+        json: { iqId, userId, ...made },
+      };
+    },
+  );
+  on(
+    device
+      .command("join")
+      .description("on the second device: activate with the first device's Code and your PIN")
+      .requiredOption("--user <userId>", "your user id")
+      .requiredOption("--code <code>", "the Code shown by iq device invite")
+      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const opts = self.opts<{ user: string; code: string; pin?: string }>();
+      const iqId = await run.iqId();
+      const paired = await run.companion.joinAsDevice({ iqId, userId: opts.user, code: opts.code, pin: await run.pin(opts.pin) });
+      await run.rememberBroker();
+      return { text: `This device is now activated on ${iqId} as ${paired.name} (${paired.role}).`, json: { iqId, ...paired } };
+    },
+  );
+
+  on(
+    program
+      .command("backup")
+      .description("Owner: keep the IQ's users, roles, locks and settings in this profile")
+      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const iqId = await run.iqId();
+      const backup = await run.companion.backup({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
+      return {
+        text: `Backup of ${iqId} kept in profile ${run.profile.name}: ${backup.users.length} users, ${backup.locks.length} locks. After a factory reset, claim the IQ again and run: iq restore --iq ${iqId}`,
+        json: { backup },
+      };
+    },
+  );
+  on(
+    program
+      .command("restore")
+      .description("Owner, after a factory reset and a new claim: push the last backup back")
+      .option("--from <file>", "a backup saved with iq --json backup (default: the one in this profile)")
+      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const opts = self.opts<{ from?: string; pin?: string }>();
+      const iqId = await run.iqId();
+      const backup = opts.from === undefined ? undefined : await readBackupFile(opts.from);
+      const restored = await run.companion.restore({ iqId, pin: await run.pin(opts.pin), backup });
+      const lines = [
+        restored.users.length === 0
+          ? `Restored ${iqId}: no users to add back.`
+          : `Restored ${restored.users.length} users on ${iqId}. Each has a new initial PIN to hand over in person:`,
+        ...restored.users.map((u) => `  ${u.name} (${u.role}): iq activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`),
+      ];
+      if (restored.missingLocks.length > 0) {
+        lines.push(`The backup names locks this IQ does not have: ${restored.missingLocks.join(", ")}; configure them on the hub.`);
+      }
+      return { text: lines.join("\n"), json: restored };
+    },
+  );
+
+  on(
+    program
+      .command("events")
+      .description("the IQ's audit events (no PIN needed)")
+      .option("--after <seq>", "only events after this sequence number", parseCount)
+      .option("--follow", "keep printing new events until Ctrl-C (with --json: one JSON object per line)"),
+    async (run, self) => {
+      const opts = self.opts<{ after?: number; follow?: boolean }>();
+      const iqId = await run.iqId();
+      if (opts.follow !== true) {
+        const events = await run.companion.events({ iqId, afterSeq: opts.after });
+        return { text: events.length === 0 ? "No events." : events.map(describeEvent).join("\n"), json: { events } };
+      }
+      await followEvents(run, iqId, opts.after, json);
+      return undefined;
+    },
+  );
+
+  on(
+    program.command("whoami").description("who this app is on the IQ").option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    async (run, self) => {
+      const iqId = await run.iqId();
+      const me = await run.companion.whoami({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
+      return { text: `You are ${me.name} (${me.role}, user id ${me.userId}) on ${iqId}.`, json: { iqId, ...me } };
+    },
+  );
+
+  return program;
+}
+
+/** Prints events until the stop signal (Ctrl-C) or an error. */
+async function followEvents(run: Invocation, iqId: string, afterSeq: number | undefined, json: boolean): Promise<void> {
+  const { io } = run;
+  let failed: (error: Error) => void = () => undefined;
+  const ended = new Promise<void>((resolve, reject) => {
+    failed = reject;
+    if (io.stop.aborted) resolve();
+    io.stop.addEventListener("abort", () => resolve(), { once: true });
+  });
+  const stop = await run.companion.followEvents({
+    iqId,
+    afterSeq,
+    onEvent: (event) => io.stdout(`${json ? JSON.stringify(event) : describeEvent(event)}\n`),
+    onError: failed,
+  });
+  try {
+    await ended;
+  } finally {
+    await stop();
+  }
+}
+
+async function readBackupFile(file: string): Promise<Backup> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, "utf8"));
+  } catch (error) {
+    throw new AppError("backup_invalid", `cannot read a backup from ${file}: ${(error as Error).message}`);
+  }
+  // `iq --json backup` prints {"backup": …}; a bare backup is fine too.
+  const candidate = typeof json === "object" && json !== null && "backup" in json ? json.backup : json;
+  const parsed = backupSchema.safeParse(candidate);
+  if (!parsed.success) throw new AppError("backup_invalid", `${file} is not an iq-hub backup: ${parsed.error.issues[0]?.message ?? ""}`);
+  return parsed.data;
+}
+
+/** Runs `iq` with the arguments after the program name; resolves with the exit status. */
+export async function main(args: readonly string[], io: CliEnvironment = processEnvironment()): Promise<number> {
+  // Known before parsing, so that even a usage error comes out as JSON.
+  const json = args.includes("--json");
+  const program = buildProgram(io, json);
+  try {
+    await program.parseAsync([...args], { from: "user" });
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are displayed through the same exit path.
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return EXIT.ok;
+      if (json) io.stdout(`${JSON.stringify({ error: { code: USAGE, message: error.message.replace(/^error: /, "") } })}\n`);
+      return EXIT.usage;
+    }
+    const { code, message } =
+      error instanceof IqError ? error : { code: "internal_error", message: `unexpected failure: ${(error as Error).message}` };
+    if (json) io.stdout(`${JSON.stringify({ error: { code, message } })}\n`);
+    else io.stderr(`error ${code}: ${message}\n`);
+    return code === USAGE ? EXIT.usage : EXIT.refused;
+  }
+}
+
+function processEnvironment(): CliEnvironment {
+  const stop = new AbortController();
+  const abort = (): void => stop.abort();
+  process.once("SIGINT", abort);
+  process.once("SIGTERM", abort);
+  const interactive = process.stdin.isTTY && process.stderr.isTTY;
+  return {
+    env: process.env,
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    ...(interactive && { askSecret: askHidden }),
+    stop: stop.signal,
+    now: Date.now,
+  };
+}
+
+/** Reads a line from the terminal without echo (raw mode), for PINs. */
+function askHidden(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.setEncoding("utf8");
+  stdin.resume();
+  return new Promise((resolve, reject) => {
+    let typed = "";
+    const finish = (error?: Error): void => {
+      stdin.off("data", onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+      if (error === undefined) resolve(typed);
+      else reject(error);
+    };
+    const onData = (chunk: string): void => {
+      for (const char of chunk) {
+        if (char === "\r" || char === "\n") return finish();
+        if (char === "\u0003" || char === "\u0004") return finish(new AppError("cancelled", "cancelled: nothing was sent"));
+        typed = char === "\u007f" || char === "\b" ? typed.slice(0, -1) : typed + char;
+      }
+    };
+    stdin.on("data", onData);
+  });
+}
+
+/** Run as a program (also through npm's bin symlink), not when imported by tests. */
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,63 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestBroker, type TestBroker } from "../../support/broker.js";
+import { collect, connectClient, eventually, startHubTransport } from "../../support/mqtt.js";
+import { startTcpProxy } from "../../support/tcp-proxy.js";
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(() => broker.stop());
+
+/** What a client subscribing now is told, retained: the broker's current value of `topic`. */
+async function retainedValue(topic: string): Promise<string | undefined> {
+  const client = await connectClient(broker.url);
+  const received = await collect(client, topic);
+  // The broker queues the retained message at subscribe time, so it arrives before this echo of ours.
+  const barrier = `test/barrier/${randomUUID()}`;
+  const echoed = await collect(client, barrier);
+  await client.publishAsync(barrier, "", { qos: 1 });
+  await eventually(() => expect(echoed).toHaveLength(1));
+  await client.endAsync();
+  return received.find((message) => message.packet.retain)?.text;
+}
+
+describe("MQTT availability and state", () => {
+  it("availability is online, retained, while the hub is up and offline (its will) once its connection dies", async () => {
+    const proxy = await startTcpProxy(broker.port);
+    const hub = await startHubTransport({ mqtt: { url: proxy.url } });
+    const { availability } = hub.transport.topics;
+    await eventually(async () => expect(await retainedValue(availability)).toBe("online"));
+
+    proxy.hold();
+    proxy.cut();
+
+    await eventually(async () => expect(await retainedValue(availability)).toBe("offline"));
+    expect(hub.connection).toEqual([true, false]);
+
+    proxy.release();
+    await eventually(async () => expect(await retainedValue(availability)).toBe("online"));
+    expect(hub.connection).toEqual([true, false, true]);
+  });
+
+  it("state is retained and published again after the broker restarts", async () => {
+    const proxy = await startTcpProxy(broker.port);
+    const hub = await startHubTransport({ mqtt: { url: proxy.url } });
+    const { state } = hub.transport.topics;
+    hub.transport.publishState({ phase: "activated", officeMode: false });
+    await eventually(async () => expect(await retainedValue(state)).toBe('{"phase":"activated","officeMode":false}'));
+    hub.transport.publishState({ phase: "activated", officeMode: true });
+    await eventually(async () => expect(await retainedValue(state)).toBe('{"phase":"activated","officeMode":true}'));
+
+    // The test broker keeps nothing across a restart: only the hub can bring the state back.
+    proxy.hold();
+    await broker.restart();
+    expect(await retainedValue(state)).toBeUndefined();
+    proxy.release();
+
+    await eventually(() => expect(hub.connection).toEqual([true, false, true]));
+    await eventually(async () => expect(await retainedValue(state)).toBe('{"phase":"activated","officeMode":true}'));
+    expect(await retainedValue(hub.transport.topics.availability)).toBe("online");
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * An IQ for end-to-end tests: the real Hub (store on disk, keys, handler, MQTT transport) on
+ * mock GPIO, connected to a real broker. The clock's synchronisation is a switch the test holds.
+ */
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MockGpio } from "../../hal/mock-backend.js";
+import { validateConfig } from "../../firmware/config.js";
+import { Hub } from "../../firmware/hub.js";
+import { createLogger } from "../../firmware/log.js";
+import { setupSecretFile } from "../../firmware/setup-secret.js";
+import { Store } from "../../firmware/store.js";
+
+export interface TestHub {
+  hub: Hub;
+  gpio: MockGpio;
+  stateDir: string;
+  iqId: string;
+  /** What the hub logged, for assertions. */
+  logs: string[];
+  /** The clock's synchronisation as the hub sees it; flip it to test clock_unsynced. */
+  clock: { synced: boolean };
+  /** The setup secret, as someone with the Pi in hand reads it. */
+  setupSecret(): string;
+  stop(): Promise<void>;
+}
+
+export const RELAY_PIN = 27;
+export const BUTTON_PIN = 17;
+
+export async function startTestHub(options: { brokerUrl: string; stateDir?: string; iqId?: string }): Promise<TestHub> {
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "iq-e2e-"));
+  const gpio = new MockGpio();
+  const logs: string[] = [];
+  const clock = { synced: true };
+  const config = validateConfig({
+    stateDir,
+    iqId: options.iqId ?? `iq-test-${Math.random().toString(16).slice(2, 10)}`,
+    gpio: { backend: "mock" },
+    mqtt: { url: options.brokerUrl, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+  });
+  const hub = new Hub({
+    config,
+    port: gpio,
+    log: createLogger({ write: (line) => logs.push(line) }),
+    checkClockSynced: () => Promise.resolve(clock.synced),
+  });
+  await hub.start(await Store.open(stateDir));
+  return {
+    hub,
+    gpio,
+    stateDir,
+    iqId: hub.iqId,
+    logs,
+    clock: {
+      get synced() {
+        return clock.synced;
+      },
+      set synced(value: boolean) {
+        clock.synced = value;
+        hub.lifecycle.setClockSynced(value);
+        void hub["clock"]?.check();
+      },
+    },
+    setupSecret: () => readFileSync(setupSecretFile(stateDir), "utf8").trim(),
+    stop: () => hub.close(),
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * The pieces MQTT transport tests share: plain mqtt.js clients standing in for the apps and the
+ * cloud, a hub transport on a real LevelDB, and an echo handler. Everything started here is
+ * stopped when the current test ends.
+ */
+import { randomUUID } from "node:crypto";
+import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
+import { onTestFinished, vi } from "vitest";
+import { Audit } from "../../firmware/audit.js";
+import { validateConfig, type HubConfig } from "../../firmware/config.js";
+import { createLogger } from "../../firmware/log.js";
+import type { Store } from "../../firmware/store.js";
+import { MqttTransport } from "../../firmware/transports/mqtt.js";
+import type { InboundRequest, RequestSink } from "../../firmware/transports/transport.js";
+import { openStore, tempStateDir } from "../firmware/temp-state.js";
+
+export interface Received {
+  topic: string;
+  text: string;
+  packet: IPublishPacket;
+}
+
+/** A connected client (MQTT 3.1.1 unless `protocolVersion` says otherwise), ended after the test. */
+export async function connectClient(url: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const client = await connectAsync(url, { reconnectPeriod: 100, connectTimeout: 5_000, ...options });
+  onTestFinished(async () => {
+    await client.endAsync(true);
+  });
+  return client;
+}
+
+/** Subscribes (QoS 1) and collects every message on `topic` from now on, retained ones included. */
+export async function collect(client: MqttClient, topic: string): Promise<Received[]> {
+  const received: Received[] = [];
+  client.on("message", (t, payload, packet) => {
+    if (t === topic) received.push({ topic: t, text: payload.toString(), packet });
+  });
+  await client.subscribeAsync(topic, { qos: 1 });
+  return received;
+}
+
+/** A handler that answers `{ id }` to the request's `replyTo`, and remembers what it was given. */
+export function echoSink(): RequestSink & { calls: InboundRequest[] } {
+  const calls: InboundRequest[] = [];
+  const sink = (request: InboundRequest) => {
+    calls.push(request);
+    const body = JSON.parse(Buffer.from(request.payload).toString()) as { id: string; replyTo?: string };
+    return Promise.resolve({ payload: Buffer.from(JSON.stringify({ id: body.id, ok: true })), replyTo: body.replyTo });
+  };
+  return Object.assign(sink, { calls });
+}
+
+export interface HubTransport {
+  transport: MqttTransport;
+  audit: Audit;
+  store: Store;
+  iqId: string;
+  /** Every onConnectionChange call, in order. */
+  connection: boolean[];
+  /** Log lines at warn and above. */
+  logs: string[];
+}
+
+export interface HubTransportOptions {
+  /** The `mqtt` config section; reconnect delays default to test-sized ones. */
+  mqtt?: Partial<HubConfig["mqtt"]>;
+  onRequest?: RequestSink;
+  /** Reuse a store and its audit trail: a hub restarting on the same disk. */
+  audit?: Audit;
+  store?: Store;
+  iqId?: string;
+}
+
+/** Starts a hub's MQTT transport (not waiting for the broker) and stops it after the test. */
+export async function startHubTransport(options: HubTransportOptions = {}): Promise<HubTransport> {
+  const store = options.store ?? (await openStore(tempStateDir()));
+  const audit = options.audit ?? (await Audit.open(store, 10_000));
+  const iqId = options.iqId ?? `iq-test-${randomUUID().slice(0, 8)}`;
+  const connection: boolean[] = [];
+  const logs: string[] = [];
+  const transport = new MqttTransport({
+    config: validateConfig({ mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000, ...options.mqtt } }).mqtt,
+    iqId,
+    log: createLogger({ level: "warn", write: (line) => logs.push(line) }),
+    audit,
+    onRequest: options.onRequest ?? echoSink(),
+    onConnectionChange: (connected) => connection.push(connected),
+  });
+  await transport.start();
+  onTestFinished(() => transport.stop());
+  return { transport, audit, store, iqId, connection, logs };
+}
+
+/** JSON request text as the apps send it. */
+export function requestText(id: string, replyTo?: string): string {
+  return JSON.stringify({ id, replyTo });
+}
+
+/** Retries `check` until it passes: long enough for a reconnect with test-sized backoff (at most 1 s). */
+export function eventually<T>(check: () => T | Promise<T>, timeoutMs = 5_000): Promise<T> {
+  return vi.waitFor(check, { timeout: timeoutMs, interval: 20 });
+}
