@@ -105,10 +105,11 @@ export const configSchema = z.strictObject({
   clock: z
     .strictObject({
       /**
-       * Declares the clock synchronised without asking: for laptops and CI without systemd's
-       * time sync, where nothing can say so. Never on a Pi: Codes are time-bound.
+       * true: the clock is taken as synchronised without asking (laptops and CI without systemd's
+       * time sync). Absent: asked of systemd on real GPIO; taken as synchronised on mock GPIO,
+       * where the hub is a simulator and says so at start.
        */
-      assumeSynced: z.boolean().default(false),
+      assumeSynced: z.boolean().optional(),
     })
     .prefault({}),
   audit: z.strictObject({ maxEvents: z.number().int().min(100).max(10_000_000).default(10_000) }).prefault({}),

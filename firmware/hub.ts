@@ -136,13 +136,15 @@ export class Hub implements IqContext {
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
     this.running = await this.openState(store);
+    const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
+    if (assumeSynced) log.warn("the clock is taken as synchronised without asking (mock GPIO or clock.assumeSynced)");
     this.clock = await TrustedClock.open({
       store: {
         load: () => store.get<number>("meta", META.lastTrustedTime),
         save: (ms) => store.put("meta", META.lastTrustedTime, ms),
       },
       log,
-      checkSynced: this.options.checkClockSynced ?? (() => isClockSynced({ assumeSynced: config.clock.assumeSynced })),
+      checkSynced: this.options.checkClockSynced ?? (() => isClockSynced({ assumeSynced })),
       now: this.now,
     });
     this.lifecycle.setClockSynced(this.clock.synced);

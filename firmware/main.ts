@@ -11,7 +11,7 @@ import { CONFIG_FILE_ENV, loadConfig, type LoadedConfig } from "./config.js";
 import { IqError } from "./errors.js";
 import { Hub } from "./hub.js";
 import { LED_TABLE, describePattern } from "./led-table.js";
-import { createLogger, type Logger } from "./log.js";
+import { createLogger } from "./log.js";
 import { createNotifier } from "./sd-notify.js";
 import { TerminalSimulator } from "./simulator.js";
 import { VERSION } from "./version.js";

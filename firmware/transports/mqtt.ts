@@ -36,6 +36,9 @@ const EVENT_WINDOW = 16;
 /** MQTT 5's default receive maximum, which applies when the broker does not announce one. */
 const MQTT_MAX_RECEIVE = 65_535;
 
+/** CONNACK codes for "I do not speak this MQTT version" (a 3.1.1 broker's return code, MQTT 5's reason code). */
+const PROTOCOL_REFUSED = new Set<unknown>([1, 132]);
+
 export class MqttTransport {
   readonly topics: IqTopics;
   private client: MqttClient | undefined;
@@ -91,7 +94,15 @@ export class MqttTransport {
     client.on("close", () => this.setConnected(false));
     client.on("offline", () => this.log.warn("broker connection lost; reconnecting", { url }));
     client.on("error", (error) =>
-      this.log.warn("broker connection failed", { url, error, retryInS: (client.options.reconnectPeriod ?? 0) / 1000 }),
+      this.log.warn("broker connection failed", {
+        url,
+        error,
+        hint:
+          protocolVersion === 5 && PROTOCOL_REFUSED.has((error as { code?: unknown }).code)
+            ? "the broker does not speak MQTT 5: set mqtt.protocolVersion to 4"
+            : undefined,
+        retryInS: (client.options.reconnectPeriod ?? 0) / 1000,
+      }),
     );
     this.sender = new OutboxSender({ audit, log: this.log, publish: (event) => this.publish(this.topics.events, JSON.stringify(event)) });
     this.sender.start();

@@ -15,6 +15,8 @@ import { createLogger } from "../../firmware/log.js";
 export interface TestBroker {
   url: string;
   port: number;
+  /** The newest MQTT version it speaks: 5 for mosquitto, 4 (3.1.1) for aedes. */
+  protocolVersion: 4 | 5;
   /** Kills the broker; sessions and retained messages are lost (mosquitto runs without persistence). */
   stop(): Promise<void>;
   /** Starts it again on the same port (after `stop`, or stopping it first): an outage. */
@@ -69,6 +71,7 @@ export async function startTestBroker(): Promise<TestBroker> {
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
+    protocolVersion: kind.kind === "mosquitto" ? 5 : 4,
     stop: () => runner.stop(),
     async restart() {
       await runner.stop();

@@ -13,6 +13,7 @@ import type { Store } from "../../firmware/store.js";
 import { MqttTransport } from "../../firmware/transports/mqtt.js";
 import type { InboundRequest, RequestSink } from "../../firmware/transports/transport.js";
 import { openStore, tempStateDir } from "../firmware/temp-state.js";
+import type { TestBroker } from "./broker.js";
 
 export interface Received {
   topic: string;
@@ -69,6 +70,11 @@ export interface HubTransportOptions {
   audit?: Audit;
   store?: Store;
   iqId?: string;
+}
+
+/** The hub's `mqtt` config for a test broker, reached at `url` (the broker's own, or a relay's). */
+export function brokerConfig(broker: TestBroker, url = broker.url): Partial<HubConfig["mqtt"]> {
+  return { url, protocolVersion: broker.protocolVersion };
 }
 
 /** Starts a hub's MQTT transport (not waiting for the broker) and stops it after the test. */

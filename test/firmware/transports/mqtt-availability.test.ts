@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
-import { collect, connectClient, eventually, startHubTransport } from "../../support/mqtt.js";
+import { brokerConfig, collect, connectClient, eventually, startHubTransport } from "../../support/mqtt.js";
 import { startTcpProxy } from "../../support/tcp-proxy.js";
 
 let broker: TestBroker;
@@ -26,7 +26,7 @@ async function retainedValue(topic: string): Promise<string | undefined> {
 describe("MQTT availability and state", () => {
   it("availability is online, retained, while the hub is up and offline (its will) once its connection dies", async () => {
     const proxy = await startTcpProxy(broker.port);
-    const hub = await startHubTransport({ mqtt: { url: proxy.url } });
+    const hub = await startHubTransport({ mqtt: brokerConfig(broker, proxy.url) });
     const { availability } = hub.transport.topics;
     await eventually(async () => expect(await retainedValue(availability)).toBe("online"));
 
@@ -43,7 +43,7 @@ describe("MQTT availability and state", () => {
 
   it("state is retained and published again after the broker restarts", async () => {
     const proxy = await startTcpProxy(broker.port);
-    const hub = await startHubTransport({ mqtt: { url: proxy.url } });
+    const hub = await startHubTransport({ mqtt: brokerConfig(broker, proxy.url) });
     const { state } = hub.transport.topics;
     hub.transport.publishState({ phase: "activated", officeMode: false });
     await eventually(async () => expect(await retainedValue(state)).toBe('{"phase":"activated","officeMode":false}'));

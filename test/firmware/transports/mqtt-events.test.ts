@@ -2,7 +2,7 @@ import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Audit } from "../../../firmware/audit.js";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
-import { collect, connectClient, eventually, type Received, startHubTransport } from "../../support/mqtt.js";
+import { brokerConfig, collect, connectClient, eventually, type Received, startHubTransport } from "../../support/mqtt.js";
 import { startTcpProxy } from "../../support/tcp-proxy.js";
 
 let broker: TestBroker;
@@ -37,7 +37,7 @@ describe("MQTT events", () => {
     // The hub reaches the broker through a relay held shut until the subscriber is back, so that no event can
     // reach a restarted broker that has nobody subscribed yet.
     const proxy = await startTcpProxy(broker.port);
-    const hub = await startHubTransport({ mqtt: { url: proxy.url } });
+    const hub = await startHubTransport({ mqtt: brokerConfig(broker, proxy.url) });
     const cloud = await connectClient(broker.url);
     const events = await collect(cloud, hub.transport.topics.events);
     await eventually(() => expect(hub.connection).toEqual([true]));
@@ -65,7 +65,7 @@ describe("MQTT events", () => {
   });
 
   it("events recorded while the hub is stopped are sent by the next start", async () => {
-    const first = await startHubTransport({ mqtt: { url: broker.url } });
+    const first = await startHubTransport({ mqtt: brokerConfig(broker) });
     const cloud = await connectClient(broker.url);
     const events = await collect(cloud, first.transport.topics.events);
     await recordOpenings(first.audit, 3);
@@ -73,7 +73,7 @@ describe("MQTT events", () => {
 
     await first.transport.stop();
     await recordOpenings(first.audit, 200);
-    const second = await startHubTransport({ mqtt: { url: broker.url }, store: first.store, audit: first.audit, iqId: first.iqId });
+    const second = await startHubTransport({ mqtt: brokerConfig(broker), store: first.store, audit: first.audit, iqId: first.iqId });
     await recordOpenings(second.audit, 2);
 
     await eventually(() => expect(firstSightings(events)).toEqual(oneTo(205)));

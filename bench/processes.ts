@@ -1,0 +1,227 @@
+/**
+ * The hub and mosquitto as child processes, the way they run on a Pi: started from the built
+ * entry point with a throw-away state directory, watched through their stderr, stopped with
+ * SIGTERM. Whatever is still running when the bench exits (an error part-way) is killed with it.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HUB_ENTRY = fileURLToPath(new URL("../firmware/main.js", import.meta.url));
+/** Configured rather than read back from the retained state: the bench knows its topics up front. */
+export const BENCH_IQ_ID = "bench-iq";
+const STOP_TIMEOUT_MS = 5_000;
+const BROKER_START_TIMEOUT_MS = 5_000;
+/** Lines of stderr kept to explain a process that failed. */
+const KEPT_LINES = 200;
+
+const running = new Set<ChildProcess>();
+process.once("exit", () => running.forEach((child) => child.kill("SIGKILL")));
+
+/** A started child process whose stderr is read line by line. */
+export class Watched {
+  private readonly lines: { text: string; at: number }[] = [];
+  private partial = "";
+  private readonly listeners = new Set<() => void>();
+  private readonly exited: Promise<void>;
+  private exitReason: string | undefined;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly what: string,
+    readonly startedAt: number,
+    private readonly cleanup: () => void,
+  ) {
+    running.add(child);
+    // Read stderr to the end, always: a process blocked on a full pipe would look slow.
+    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => this.onStderr(chunk));
+    this.exited = new Promise((resolve) => {
+      const done = (reason: string) => {
+        this.exitReason ??= reason;
+        running.delete(child);
+        this.notify();
+        resolve();
+      };
+      child.once("exit", (code, signal) => done(signal === null ? `exit code ${code}` : `signal ${signal}`));
+      child.once("error", (error) => done(error.message));
+    });
+  }
+
+  static spawn(what: string, file: string, args: string[], env: NodeJS.ProcessEnv, cleanup: () => void = () => {}): Watched {
+    const startedAt = performance.now();
+    const child = spawn(file, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    return new Watched(child, what, startedAt, cleanup);
+  }
+
+  get pid(): number {
+    if (this.child.pid === undefined) throw new Error(`${this.what} did not start: ${this.exitReason ?? "no pid"}`);
+    return this.child.pid;
+  }
+
+  /** ms from spawn until a stderr line matches; rejects when the process ends or `timeoutMs` passes first. */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const line = this.lines.find(({ text }) => pattern.test(text));
+        if (line !== undefined) finish(() => resolve(line.at - this.startedAt));
+        else if (this.exitReason !== undefined) finish(() => reject(this.failure(`ended (${this.exitReason}) before logging ${pattern}`)));
+      };
+      const timer = setTimeout(() => finish(() => reject(this.failure(`logged no ${pattern} within ${timeoutMs} ms`))), timeoutMs);
+      const finish = (settle: () => void) => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        settle();
+      };
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** Resolves once `port` on loopback accepts connections; rejects when the process ends first. */
+  async waitForPort(port: number, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!(await accepts(port))) {
+      if (this.exitReason !== undefined) throw this.failure(`ended (${this.exitReason}) before listening on port ${port}`);
+      if (performance.now() > deadline) throw this.failure(`did not listen on port ${port} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Throws, quoting the process's last words, once it has ended. */
+  assertRunning(): void {
+    if (this.exitReason !== undefined) throw this.failure(`ended (${this.exitReason})`);
+  }
+
+  /** The resident set size now, from /proc (Linux only). */
+  rssMiB(): number {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${this.pid}/status`, "utf8");
+    } catch (error) {
+      throw new Error(`cannot read the ${this.what}'s memory: ${(error as Error).message} (RSS is read from /proc, Linux only)`);
+    }
+    const kB = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+    if (kB === undefined) throw new Error(`no VmRSS in /proc/${this.pid}/status`);
+    return Number(kB) / 1024;
+  }
+
+  /** SIGTERM, then ms until the process has exited (SIGKILL after STOP_TIMEOUT_MS); cleans up its files. */
+  async stop(): Promise<number> {
+    const start = performance.now();
+    if (this.exitReason === undefined) {
+      this.child.kill("SIGTERM");
+      const timer = setTimeout(() => this.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    this.cleanup();
+    return performance.now() - start;
+  }
+
+  private onStderr(chunk: string): void {
+    const at = performance.now();
+    const parts = (this.partial + chunk).split("\n");
+    this.partial = parts.pop() ?? "";
+    this.lines.push(...parts.map((text) => ({ text, at })));
+    this.lines.splice(0, Math.max(0, this.lines.length - KEPT_LINES));
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  /** An error naming the process and quoting its last words, which usually say why. */
+  private failure(what: string): Error {
+    const tail = this.lines.slice(-3).map(({ text }) => text.trim()).filter((text) => text !== "");
+    return new Error(`${this.what} ${what}${tail.length > 0 ? `; its last lines: ${tail.join(" | ")}` : ""}`);
+  }
+}
+
+export interface HubOptions {
+  /** An external broker; absent, the hub starts its embedded one on `embeddedPort`. */
+  brokerUrl?: string;
+  embeddedPort?: number;
+}
+
+/**
+ * Starts `node dist/firmware/main.js` on mock GPIO with a fresh state directory (a new IQ, so
+ * every start creates its device key and setup secret) and its own config file, so that neither
+ * /etc/iq-hub/config.json nor the caller's IQ_HUB_* variables change what is measured.
+ */
+export function spawnHub(options: HubOptions): Watched {
+  if (!existsSync(HUB_ENTRY)) throw new Error(`${HUB_ENTRY} is missing: run npm run build`);
+  const dir = mkdtempSync(join(tmpdir(), "iq-bench-hub-"));
+  const configFile = join(dir, "config.json");
+  // The bench reads the info-level "state" lines; a config file of its own fixes the level.
+  writeFileSync(configFile, JSON.stringify({ log: { level: "info" } }));
+  const broker =
+    options.brokerUrl !== undefined
+      ? { IQ_HUB_MQTT__URL: options.brokerUrl }
+      : { IQ_HUB_MQTT__EMBEDDED_PORT: String(options.embeddedPort ?? 1883) };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    IQ_HUB_CONFIG: configFile,
+    IQ_HUB_STATE_DIR: join(dir, "state"),
+    IQ_HUB_GPIO__BACKEND: "mock",
+    IQ_HUB_IQ_ID: BENCH_IQ_ID,
+    ...broker,
+  };
+  return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, () => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** mosquitto where Debian installs it, else on PATH; undefined when it is not installed. */
+export function findMosquitto(): string | undefined {
+  const candidates = ["/usr/sbin/mosquitto", ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "mosquitto"))];
+  return candidates.find((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** mosquitto on loopback, anonymous, with TCP_NODELAY (DESIGN: Nagle adds 40–90 ms per QoS 1 exchange). */
+export async function spawnMosquitto(path: string, port: number): Promise<Watched> {
+  const dir = mkdtempSync(join(tmpdir(), "iq-bench-mosquitto-"));
+  const conf = join(dir, "mosquitto.conf");
+  const lines = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "set_tcp_nodelay true", "persistence false", "log_dest stderr"];
+  writeFileSync(conf, `${lines.join("\n")}\n`);
+  const broker = Watched.spawn("mosquitto", path, ["-c", conf], process.env, () => rmSync(dir, { recursive: true, force: true }));
+  try {
+    await broker.waitForPort(port, BROKER_START_TIMEOUT_MS);
+  } catch (error) {
+    await broker.stop();
+    throw error;
+  }
+  return broker;
+}
+
+/** A loopback port free at the time of asking (another process may still take it before use). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
