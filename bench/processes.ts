@@ -141,27 +141,20 @@ export class Watched {
   }
 }
 
-export interface HubOptions {
-  /** An external broker; absent, the hub starts its embedded one on `embeddedPort`. */
-  brokerUrl?: string;
-  embeddedPort?: number;
-}
+/** An external broker, or the port of the embedded one the hub starts itself. */
+export type HubBroker = { brokerUrl: string } | { embeddedPort: number };
 
 /**
  * Starts `node dist/firmware/main.js` on mock GPIO with a fresh state directory (a new IQ, so
  * every start creates its device key and setup secret) and its own config file, so that neither
  * /etc/iq-hub/config.json nor the caller's IQ_HUB_* variables change what is measured.
  */
-export function spawnHub(options: HubOptions): Watched {
+export function spawnHub(broker: HubBroker): Watched {
   if (!existsSync(HUB_ENTRY)) throw new Error(`${HUB_ENTRY} is missing: run npm run build`);
   const dir = mkdtempSync(join(tmpdir(), "iq-bench-hub-"));
   const configFile = join(dir, "config.json");
   // The bench reads the info-level "state" lines; a config file of its own fixes the level.
   writeFileSync(configFile, JSON.stringify({ log: { level: "info" } }));
-  const broker =
-    options.brokerUrl !== undefined
-      ? { IQ_HUB_MQTT__URL: options.brokerUrl }
-      : { IQ_HUB_MQTT__EMBEDDED_PORT: String(options.embeddedPort ?? 1883) };
   const env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -169,7 +162,7 @@ export function spawnHub(options: HubOptions): Watched {
     IQ_HUB_STATE_DIR: join(dir, "state"),
     IQ_HUB_GPIO__BACKEND: "mock",
     IQ_HUB_IQ_ID: BENCH_IQ_ID,
-    ...broker,
+    ...("brokerUrl" in broker ? { IQ_HUB_MQTT__URL: broker.brokerUrl } : { IQ_HUB_MQTT__EMBEDDED_PORT: String(broker.embeddedPort) }),
   };
   return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, () => rmSync(dir, { recursive: true, force: true }));
 }

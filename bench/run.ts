@@ -34,13 +34,13 @@ function formatNumber(value: number): string {
   return value.toPrecision(3);
 }
 
+/** Durations are distributions (median, p95…) and say over how many runs; rates and sizes are single values. */
 function formatValues(row: MeasuredRow): string {
-  const entries = Object.entries(row.values);
-  const values =
-    entries.length === 1
-      ? `${formatNumber(entries[0]![1])} ${row.unit}`
-      : entries.map(([stat, value]) => `${stat} ${formatNumber(value)} ${row.unit}`).join(", ");
-  return row.unit === "ms" ? `${values} (n=${row.samples})` : values;
+  const timed = row.unit === "ms";
+  const values = Object.entries(row.values)
+    .map(([stat, value]) => `${timed ? `${stat} ` : ""}${formatNumber(value)} ${row.unit}`)
+    .join(", ");
+  return timed ? `${values} (n=${row.samples})` : values;
 }
 
 function formatTarget(row: Row): string {

@@ -201,7 +201,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       // With --json, main prints the usage error as JSON instead.
       outputError: (text, write) => (json ? undefined : write(text)),
     })
-    .showHelpAfterError("(iq --help shows the usage)");
+    .showHelpAfterError(json ? false : "(iq --help shows the usage)");
 
   const on = (command: Command, handler: Handler): Command =>
     command.action(async (...params: unknown[]) => {

@@ -15,32 +15,14 @@ import {
   SEAL_PURPOSE,
   type Backup,
   type CommandOp,
-  type Role,
 } from "../../provisioning/protocol/messages.js";
 import type { EventSource } from "../audit.js";
 import { IqError } from "../errors.js";
 import type { AppRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
 import type { Pairing } from "./pairing.js";
+import { requireAllowed, requireManages } from "./roles.js";
 import { acceptUserCode, lockedError, requirePin, samePin } from "./refusals.js";
-
-/** Who may do what. Everyone opens; Office Mode needs Super User or above (Matter: Passage mode). */
-const ALLOWED: Record<CommandOp, readonly Role[]> = {
-  whoami: ["owner", "admin", "superuser", "user"],
-  open: ["owner", "admin", "superuser", "user"],
-  office: ["owner", "admin", "superuser"],
-  "user.add": ["owner", "admin"],
-  "user.remove": ["owner", "admin"],
-  "user.list": ["owner", "admin"],
-  "pin.change": ["owner", "admin", "superuser", "user"],
-  "pin.reset": ["owner"],
-  "device.invite": ["owner", "admin", "superuser", "user"],
-  backup: ["owner"],
-  restore: ["owner"],
-};
-
-/** Roles an Admin may manage; the Owner manages all but the owner. */
-const ADMIN_MANAGES: readonly Role[] = ["superuser", "user"];
 
 interface Caller {
   user: User;
@@ -76,9 +58,7 @@ export class Commands {
     const user = await ctx.users.require(app.userId);
     await this.checkPinOf(user, parsed.data.pin, source);
     const { op } = parsed.data;
-    if (!ALLOWED[op].includes(user.role)) {
-      throw new IqError("forbidden", `${op} is not allowed for the role ${user.role}`);
-    }
+    requireAllowed(user, op);
     const opArgs = commandArgs[op].safeParse(parsed.data.args);
     if (!opArgs.success) throw new IqError("request_malformed", `${op}: ${opArgs.error.issues[0]?.message ?? "invalid"}`);
     const result = await this.run(op, opArgs.data, { user, app: current, source });
@@ -120,7 +100,7 @@ export class Commands {
       }
       case "user.add": {
         const { name, role } = args as z.infer<(typeof commandArgs)["user.add"]>;
-        this.requireManages(caller.user, role);
+        requireManages(caller.user, role);
         const { user, initialPin } = await ctx.users.add(name, role);
         await ctx.events.record({ type: "user_added", source: caller.source, user: caller.user.userId, details: { userId: user.userId, role } });
         return { userId: user.userId, name: user.name, role: user.role, initialPin };
@@ -128,7 +108,7 @@ export class Commands {
       case "user.remove": {
         const { userId } = args as z.infer<(typeof commandArgs)["user.remove"]>;
         const target = await ctx.users.require(userId);
-        this.requireManages(caller.user, target.role);
+        requireManages(caller.user, target.role);
         await ctx.users.remove(userId, [ctx.lockout.clearOp(userId)]);
         await ctx.events.record({ type: "user_removed", source: caller.source, user: caller.user.userId, details: { userId } });
         return { userId };
@@ -217,11 +197,6 @@ export class Commands {
       details: { users: restored.length, missingLocks },
     });
     return { users: restored, missingLocks };
-  }
-
-  private requireManages(manager: User, role: Role): void {
-    const may = manager.role === "owner" ? role !== "owner" : ADMIN_MANAGES.includes(role);
-    if (!may) throw new IqError("forbidden", `a ${manager.role} cannot manage a ${role}`);
   }
 }
 

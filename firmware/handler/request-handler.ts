@@ -21,6 +21,7 @@ import { Commands } from "./commands.js";
 import type { IqContext } from "./context.js";
 import { Pairing } from "./pairing.js";
 import { acceptUserCode, JUNK_CODES } from "./refusals.js";
+import { requireAllowed } from "./roles.js";
 
 export const REQUESTS = {
   /** Request ids are remembered this long: a repeat within it gets the first answer again. */
@@ -123,6 +124,7 @@ export class RequestHandler {
       case "web.office": {
         const { userId, lock, code } = args as { userId: string; lock: string; code: string };
         const user = await ctx.users.require(userId);
+        requireAllowed(user, op === "web.open" ? "open" : "office");
         const actor = { userId, source };
         if (op === "web.open") {
           await acceptUserCode(ctx, user, "open", code, source);

@@ -87,12 +87,17 @@ export class MqttTransport {
     const client = connect(url, options);
     this.client = client;
     client.on("message", (topic, payload, packet) => this.onMessage(topic, payload, packet));
+    client.on("packetsend", (packet) => {
+      // mqtt.js never sets TCP_NODELAY: without it Nagle and delayed ACKs add 40–90 ms to every QoS 1 exchange.
+      // Each (re)connect opens a new socket, and CONNECT is the first thing written to it.
+      if (packet.cmd === "connect" && client.stream instanceof Socket) client.stream.setNoDelay(true);
+    });
     client.on("connect", (connack) => this.onConnect(client, connack));
     client.on("reconnect", () => {
       client.options.reconnectPeriod = this.nextReconnectDelay();
     });
     client.on("close", () => this.setConnected(false));
-    client.on("offline", () => this.log.warn("broker connection lost; reconnecting", { url }));
+    client.on("offline", () => this.log.warn("broker unreachable; reconnecting with backoff", { url }));
     client.on("error", (error) =>
       this.log.warn("broker connection failed", {
         url,
@@ -131,8 +136,6 @@ export class MqttTransport {
   }
 
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
-    // mqtt.js never sets TCP_NODELAY: without it Nagle and delayed ACKs add 40–90 ms to every QoS 1 exchange.
-    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
     this.reconnectAttempt = 0;
     client.options.reconnectPeriod = this.nextReconnectDelay();
     this.log.info("connected to the MQTT broker", { sessionPresent: connack.sessionPresent });

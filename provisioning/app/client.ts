@@ -69,6 +69,7 @@ export class IqClient implements Requester {
   /** Response topics already subscribed (or being subscribed), one per IQ. */
   private readonly responseTopics = new Map<string, Promise<void>>();
   private readonly watchers = new Set<{ filter: string; onMessage: MessageHandler }>();
+  private closed = false;
 
   private constructor(
     private readonly mqtt: MqttClient,
@@ -114,7 +115,12 @@ export class IqClient implements Requester {
   async request(iqId: string, op: string, args: Record<string, unknown>): Promise<unknown> {
     const topics = topicsFor(iqId, this.topicPrefix);
     const replyTo = responseTopic(topics, this.clientId);
-    await this.subscribeResponses(replyTo);
+    try {
+      await this.subscribeResponses(replyTo);
+    } catch (error) {
+      throw this.closed ? closedError() : new AppError("subscribe_failed", `could not subscribe to ${replyTo}: ${(error as Error).message}`);
+    }
+    if (this.closed) throw closedError();
     const now = this.options.now ?? Date.now;
     const envelope: RequestEnvelope = {
       v: PROTOCOL_VERSION,
@@ -132,7 +138,8 @@ export class IqClient implements Requester {
       }, timeoutMs);
       this.pending.set(envelope.id, { resolve, reject, timer });
       this.mqtt.publish(topics.requests, JSON.stringify(envelope), { qos: 1, retain: false }, (error) => {
-        if (error !== undefined) {
+        // mqtt.js passes null, not undefined, when all went well.
+        if (error) {
           this.settle(envelope.id, (p) =>
             p.reject(new AppError("publish_failed", `could not send ${op} to IQ ${iqId}: ${error.message}`)),
           );
@@ -158,9 +165,8 @@ export class IqClient implements Requester {
 
   /** Fails every request still waiting and disconnects. */
   async close(): Promise<void> {
-    for (const id of [...this.pending.keys()]) {
-      this.settle(id, (p) => p.reject(new AppError("client_closed", "the app closed its broker connection")));
-    }
+    this.closed = true;
+    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(closedError()));
     await this.mqtt.endAsync();
   }
 
@@ -219,6 +225,10 @@ export class IqClient implements Requester {
       `no answer from IQ ${iqId} within ${seconds}: is the hub running and connected to ${broker}?`,
     );
   }
+}
+
+function closedError(): AppError {
+  return new AppError("client_closed", "the app closed its broker connection");
 }
 
 /** MQTT topic filter matching: `+` is one level, a trailing `#` any number (including none). */

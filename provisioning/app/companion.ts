@@ -412,15 +412,17 @@ export class Companion {
       share: toB64u(start.message),
     };
     const started = await this.plain(iqId, "pair.start", startArgs, pairStartResult);
-    let run;
+    const run = cpaceFinish(start, fromB64u(started.share, "share"));
     try {
-      run = cpaceFinish(start, fromB64u(started.share, "share"));
       cpaceVerifyConfirm(run, fromB64u(started.confirm, "confirm"));
     } catch (error) {
-      if (error instanceof IqError && error.code === "cpace_confirm_failed") {
-        throw new AppError("pair_failed", `${kind} on ${iqId} failed: ${WRONG_SECRET[kind]}`);
-      }
-      throw error;
+      zeroize(run.isk);
+      if (!(error instanceof IqError && error.code === "cpace_confirm_failed")) throw error;
+      // Finish the run anyway (the IQ refuses it), so the IQ ends it now instead of keeping the
+      // user's one pairing slot busy until it times out and refusing the retry with the right PIN.
+      const finishArgs = { session: started.session, confirm: toB64u(run.confirm), box: "" };
+      await this.client.request(iqId, "pair.finish", finishArgs).catch(() => undefined);
+      throw new AppError("pair_failed", `${kind} on ${iqId} failed: ${WRONG_SECRET[kind]}`);
     }
     const keys = deriveAppKeys(run.isk, { iqId, appId });
     zeroize(run.isk);

@@ -29,7 +29,15 @@ export interface TestHub {
 export const RELAY_PIN = 27;
 export const BUTTON_PIN = 17;
 
-export async function startTestHub(options: { brokerUrl: string; stateDir?: string; iqId?: string }): Promise<TestHub> {
+export interface TestHubOptions {
+  brokerUrl: string;
+  stateDir?: string;
+  iqId?: string;
+  /** Raw config merged over the test defaults (e.g. short button thresholds). */
+  config?: Record<string, unknown>;
+}
+
+export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "iq-e2e-"));
   const gpio = new MockGpio();
   const logs: string[] = [];
@@ -39,6 +47,7 @@ export async function startTestHub(options: { brokerUrl: string; stateDir?: stri
     iqId: options.iqId ?? `iq-test-${Math.random().toString(16).slice(2, 10)}`,
     gpio: { backend: "mock" },
     mqtt: { url: options.brokerUrl, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+    ...options.config,
   });
   const hub = new Hub({
     config,

@@ -44,7 +44,10 @@ describe("MQTT events", () => {
     await recordOpenings(hub.audit, 20);
     await eventually(() => expect(firstSightings(events)).toEqual(oneTo(20)));
 
+    // Some of this burst is still in flight when the broker goes.
+    const burst = recordOpenings(hub.audit, 200);
     await broker.stop();
+    await burst;
     const until = Date.now() + OUTAGE_MS;
     while (Date.now() < until) {
       await recordOpenings(hub.audit, 5);
@@ -64,19 +67,28 @@ describe("MQTT events", () => {
     expect(events.every((message) => !message.packet.retain && message.packet.qos === 1)).toBe(true);
   });
 
-  it("events recorded while the hub is stopped are sent by the next start", async () => {
-    const first = await startHubTransport({ mqtt: brokerConfig(broker) });
+  it("events in flight or recorded while the hub is stopped are sent by the next start", async () => {
+    const proxy = await startTcpProxy(broker.port);
+    const first = await startHubTransport({ mqtt: brokerConfig(broker, proxy.url) });
     const cloud = await connectClient(broker.url);
     const events = await collect(cloud, first.transport.topics.events);
     await recordOpenings(first.audit, 3);
     await eventually(() => expect(firstSightings(events)).toEqual(oneTo(3)));
 
+    // Published into a dead path, never acknowledged: only the outbox still has them when the hub stops.
+    proxy.stall();
+    await recordOpenings(first.audit, 5);
     await first.transport.stop();
     await recordOpenings(first.audit, 200);
-    const second = await startHubTransport({ mqtt: brokerConfig(broker), store: first.store, audit: first.audit, iqId: first.iqId });
+    const second = await startHubTransport({
+      mqtt: brokerConfig(broker, proxy.url),
+      store: first.store,
+      audit: first.audit,
+      iqId: first.iqId,
+    });
     await recordOpenings(second.audit, 2);
 
-    await eventually(() => expect(firstSightings(events)).toEqual(oneTo(205)));
+    await eventually(() => expect(firstSightings(events)).toEqual(oneTo(210)));
     await eventually(async () => expect(await second.audit.pending()).toEqual([]));
   });
 });

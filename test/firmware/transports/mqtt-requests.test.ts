@@ -28,7 +28,7 @@ async function connectedHub(options: HubTransportOptions = {}): Promise<HubTrans
 const ids = (responses: readonly { text: string }[]) => responses.map((r) => (JSON.parse(r.text) as { id: string }).id);
 
 describe("MQTT requests", () => {
-  it.each([4, 5] as const)("a request gets its response on its replyTo (hub on MQTT protocol %i)", async (protocolVersion, { skip }) => {
+  it.for([4, 5] as const)("a request gets its response on its replyTo (hub on MQTT protocol %i)", async (protocolVersion, { skip }) => {
     skip(protocolVersion > broker.protocolVersion, "the test broker speaks MQTT 3.1.1 only");
     const sink = echoSink();
     const hub = await connectedHub({ onRequest: sink, mqtt: { protocolVersion } });
@@ -106,6 +106,20 @@ describe("MQTT requests", () => {
     await eventually(() => expect(ids(responses)).toEqual(["live"]));
     expect(sink.calls).toHaveLength(1);
     expect(hub.logs.some((line) => line.includes("dropped a retained request"))).toBe(true);
+  });
+
+  it("a request sent while the hub restarts waits in its session and is answered once it is back", async () => {
+    const first = await connectedHub();
+    const { topics } = first.transport;
+    await first.transport.stop();
+    const app = await connectClient(broker.url);
+    const replyTo = responseTopic(topics, "app-s");
+    const responses = await collect(app, replyTo);
+    await app.publishAsync(topics.requests, requestText("queued", replyTo), { qos: 1 });
+
+    await connectedHub({ iqId: first.iqId });
+
+    await eventually(() => expect(ids(responses)).toEqual(["queued"]));
   });
 
   it("a handler that throws is logged and the hub goes on answering", async () => {

@@ -133,10 +133,10 @@ describe("IqClient over a real broker", () => {
 
   it("close fails requests still waiting", async () => {
     const app = await IqClient.connect({ broker: broker.url });
-    const waiting = app.request("iq-silent", "status", {});
+    const waiting = expect(app.request("iq-silent", "status", {})).rejects.toMatchObject({ code: "client_closed" });
 
     await app.close();
-    await expect(waiting).rejects.toMatchObject({ code: "client_closed" });
+    await waiting;
   });
 });
 

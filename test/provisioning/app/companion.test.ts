@@ -56,7 +56,7 @@ describe("Companion: pairing", () => {
     expect(wire).not.toContain(SECRET.replaceAll("-", ""));
   });
 
-  it("a wrong setup secret is refused before anything is stored or finished", async () => {
+  it("a wrong setup secret is refused, nothing is stored, and the run is ended at once with an empty box", async () => {
     const { iq, profile, app } = setup();
 
     await expect(app.claim({ iqId: IQ, setupSecret: "7K3M-9QXD-2HRV", name: "Alice", pin: OWNER_PIN })).rejects.toMatchObject({
@@ -64,7 +64,10 @@ describe("Companion: pairing", () => {
       message: `claim on ${IQ} failed: wrong setup secret`,
     });
     expect((await profile.read()).iqs).toEqual({});
-    expect(iq.sent.map((r) => r.op)).toEqual(["pair.start"]);
+    expect(iq.sent.map((r) => [r.op, r.args.box])).toEqual([
+      ["pair.start", undefined],
+      ["pair.finish", ""],
+    ]);
   });
 
   it("a trivial owner PIN is refused before anything is sent", async () => {

@@ -1,0 +1,36 @@
+/**
+ * Who may do what, for every path a request can take (sealed command, web Code, BLE). Everyone
+ * opens; Office Mode (the Matter Door Lock's Passage mode) needs a Super User or above; users
+ * are managed by the Owner and Admins; PIN resets, backups and restores are the Owner's.
+ */
+import type { CommandOp, Role } from "../../provisioning/protocol/messages.js";
+import { IqError } from "../errors.js";
+import type { User } from "../users.js";
+
+const EVERYONE: readonly Role[] = ["owner", "admin", "superuser", "user"];
+
+export const ALLOWED: Readonly<Record<CommandOp, readonly Role[]>> = {
+  whoami: EVERYONE,
+  open: EVERYONE,
+  office: ["owner", "admin", "superuser"],
+  "user.add": ["owner", "admin"],
+  "user.remove": ["owner", "admin"],
+  "user.list": ["owner", "admin"],
+  "pin.change": EVERYONE,
+  "pin.reset": ["owner"],
+  "device.invite": EVERYONE,
+  backup: ["owner"],
+  restore: ["owner"],
+};
+
+/** Roles an Admin may add and remove; the Owner manages every role but the owner. */
+const ADMIN_MANAGES: readonly Role[] = ["superuser", "user"];
+
+export function requireAllowed(user: User, op: CommandOp): void {
+  if (!ALLOWED[op].includes(user.role)) throw new IqError("forbidden", `${op} is not allowed for the role ${user.role}`);
+}
+
+export function requireManages(manager: User, role: Role): void {
+  const may = manager.role === "owner" ? role !== "owner" : ADMIN_MANAGES.includes(role);
+  if (!may) throw new IqError("forbidden", `a ${manager.role} cannot manage a ${role}`);
+}

@@ -1,0 +1,213 @@
+import type { MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Profile } from "../../../provisioning/app/profile.js";
+import { main, type CliEnvironment } from "../../../provisioning/cli.js";
+import { topicsFor } from "../../../provisioning/protocol/topics.js";
+import { startTestBroker, type TestBroker } from "../../support/broker.js";
+import { connectClient } from "../../support/mqtt.js";
+import { profileWith, someActivation, tempHome } from "./temp-home.js";
+
+const NOON = Date.UTC(2026, 0, 1, 12, 0, 0);
+
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `iq args…` in-process with its own IQ_HOME (or the given one) and no terminal. */
+async function iq(args: string[], options: { home?: string; env?: NodeJS.ProcessEnv; askSecret?: CliEnvironment["askSecret"] } = {}): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const status = await main(args, {
+    env: { IQ_HOME: options.home ?? tempHome(), ...options.env },
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+    ...(options.askSecret && { askSecret: options.askSecret }),
+    stop: AbortSignal.abort(),
+    now: () => NOON,
+  });
+  return { status, stdout, stderr };
+}
+
+/** IQ_HOME of a profile holding one activation on `iqId`. */
+async function homeWithIq(iqId = "iq-one"): Promise<{ home: string; profile: Profile }> {
+  const profile = await profileWith({ [iqId]: someActivation() });
+  return { home: profile.file.replace(/\/default\.json$/, ""), profile };
+}
+
+describe("iq: the command line", () => {
+  it("a wrong command line exits 2 and says what is wrong", async () => {
+    const unknown = await iq(["frobnicate"]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+
+    const role = await iq(["user", "add", "--name", "Bob", "--role", "king"]);
+    expect(role.status).toBe(2);
+    expect(role.stderr).toMatch(/Allowed choices are admin, superuser, user/);
+
+    const state = await iq(["office", "sideways"]);
+    expect(state.status).toBe(2);
+
+    const after = await iq(["events", "--after", "soon"]);
+    expect(after.status).toBe(2);
+    expect(after.stderr).toMatch(/expected a whole number/);
+  });
+
+  it("--web needs --user and --code, and they need --web", async () => {
+    const { home } = await homeWithIq();
+
+    const missing = await iq(["open", "--web", "--user", "u-1"], { home });
+    expect(missing).toMatchObject({ status: 2, stderr: "error usage: --web needs --user and --code\n" });
+
+    const stray = await iq(["office", "on", "--code", "ABCDE"], { home });
+    expect(stray).toMatchObject({ status: 2, stderr: "error usage: --user and --code go with --web\n" });
+  });
+
+  it("--help prints the commands and exits 0", async () => {
+    const help = await iq(["--help"]);
+
+    expect(help.status).toBe(0);
+    for (const command of ["discover", "status", "claim", "user", "activate", "pin", "code", "open", "office", "device", "backup", "restore", "events"]) {
+      expect(help.stdout).toContain(command);
+    }
+  });
+
+  it("with --json an error is {error:{code,message}} on stdout and exit 1", async () => {
+    const run = await iq(["--json", "--iq", "iq-nowhere", "code", "--pin", "2468"]);
+
+    expect(run.status).toBe(1);
+    expect(JSON.parse(run.stdout)).toEqual({
+      error: { code: "not_activated", message: expect.stringContaining("profile default is not activated on iq-nowhere") as string },
+    });
+    expect(run.stderr).toBe("");
+  });
+
+  it("with --json a usage error is JSON too, with exit 2", async () => {
+    const run = await iq(["status", "--json", "--bogus"]);
+
+    expect(run.status).toBe(2);
+    expect(JSON.parse(run.stdout)).toEqual({ error: { code: "usage", message: "unknown option '--bogus'" } });
+    expect(run.stderr).toBe("");
+  });
+
+  it("without --pin, IQ_PIN or a terminal, a PIN is asked for by name of the ways to give one", async () => {
+    const { home } = await homeWithIq();
+
+    const run = await iq(["code"], { home });
+
+    expect(run).toMatchObject({ status: 2, stderr: "error usage: a PIN is needed: pass --pin, set IQ_PIN, or run in a terminal to be asked for it\n" });
+  });
+
+  it("the PIN comes from --pin, else IQ_PIN, else the terminal", async () => {
+    const { home, profile } = await homeWithIq();
+    const asked: string[] = [];
+    const askSecret = (prompt: string): Promise<string> => {
+      asked.push(prompt);
+      return Promise.resolve("2468");
+    };
+
+    expect((await iq(["code", "--pin", "2468"], { home, askSecret })).status).toBe(0);
+    expect((await iq(["code"], { home, askSecret, env: { IQ_PIN: "2468" } })).status).toBe(0);
+    // Two Codes a minute: the third waits for the next one, and says so.
+    const third = await iq(["code"], { home, askSecret });
+    expect(third.stderr).toMatch(/^error code_rate_limited: /);
+    expect(asked).toEqual(["PIN: "]);
+    expect((await profile.read()).iqs["iq-one"]?.codeCounter).toBe(Math.floor(NOON / 60_000) * 2 + 1);
+  });
+
+  it("iq code makes a Code offline for the profile's only IQ", async () => {
+    const { home } = await homeWithIq("iq-only");
+
+    const human = await iq(["code", "--pin", "2468"], { home, env: { IQ_BROKER: "mqtt://127.0.0.1:1" } });
+    expect(human.status).toBe(0);
+    expect(human.stdout).toMatch(/^Code for open on iq-only: [0-9A-HJKMNP-TV-Z]{5} \(valid once, until about .+\)\n$/);
+
+    const json = await iq(["--json", "code", "--for", "office_on", "--pin", "2468"], { home });
+    expect(JSON.parse(json.stdout)).toMatchObject({ iqId: "iq-only", purpose: "office_on", validUntil: NOON + 180_000 });
+  });
+
+  it("--iq is needed when the profile knows several IQs, or none", async () => {
+    const profile = await profileWith({ "iq-one": someActivation(), "iq-two": someActivation() });
+    const home = profile.file.replace(/\/default\.json$/, "");
+
+    const several = await iq(["code", "--pin", "2468"], { home });
+    expect(several).toMatchObject({ status: 2, stderr: expect.stringContaining("knows several IQs (iq-one, iq-two): pass --iq ID") as string });
+    expect((await iq(["code", "--pin", "2468", "--iq", "iq-two"], { home })).status).toBe(0);
+
+    const none = await iq(["status"]);
+    expect(none.stderr).toMatch(/knows no IQ yet: pass --iq ID/);
+  });
+
+  it("--profile chooses the profile file", async () => {
+    const home = tempHome();
+    const phone = Profile.at({ home, name: "phone" });
+    await phone.update((data) => {
+      data.iqs["iq-one"] = someActivation();
+    });
+
+    expect((await iq(["--profile", "phone", "code", "--pin", "2468"], { home })).status).toBe(0);
+    expect((await iq(["code", "--pin", "2468"], { home })).stderr).toMatch(/profile default knows no IQ yet/);
+  });
+});
+
+describe("iq over a broker", () => {
+  let broker: TestBroker;
+  let hub: MqttClient;
+  beforeAll(async () => {
+    broker = await startTestBroker();
+  });
+  afterAll(() => broker.stop());
+
+  /** A hub that answers status and refuses everything else with forbidden. */
+  async function startFakeHub(iqId: string): Promise<void> {
+    hub = await connectClient(broker.url);
+    hub.on("message", (_topic, payload) => {
+      const request = JSON.parse(payload.toString()) as { id: string; op: string; replyTo: string };
+      const status = {
+        iqId,
+        version: "0.1.0",
+        phase: "activated",
+        state: "ready",
+        claimed: true,
+        claimWindowOpen: false,
+        clockSynced: false,
+        locks: [{ name: "door", unlocked: false, officeMode: true }],
+      };
+      const response =
+        request.op === "status"
+          ? { v: 1, id: request.id, ok: true, result: status }
+          : { v: 1, id: request.id, ok: false, error: { code: "forbidden", message: "web.open is not allowed here" } };
+      hub.publish(request.replyTo, JSON.stringify(response), { qos: 1 });
+    });
+    await hub.subscribeAsync(topicsFor(iqId).requests, { qos: 1 });
+    await hub.publishAsync(topicsFor(iqId).availability, "online", { qos: 1, retain: true });
+  }
+
+  it("status prints the IQ's state, clock and locks", async () => {
+    await startFakeHub("iq-status");
+
+    const run = await iq(["--broker", broker.url, "--iq", "iq-status", "status"]);
+
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toBe(
+      "IQ iq-status (v0.1.0): ready; clock NOT synchronised: Codes are refused until it is\ndoor: Office Mode on (held open)\n",
+    );
+  });
+
+  it("an IQ's refusal is printed as error <code>: <message> with exit 1", async () => {
+    await startFakeHub("iq-refuses");
+
+    const run = await iq(["--iq", "iq-refuses", "open", "--web", "--user", "u-1", "--code", "ABCDE"], { env: { IQ_BROKER: broker.url } });
+
+    expect(run).toMatchObject({ status: 1, stderr: "error forbidden: web.open is not allowed here\n" });
+  });
+
+  it("discover lists the IQs that announce themselves", async () => {
+    await startFakeHub("iq-discovered");
+
+    const run = await iq(["--broker", broker.url, "--json", "discover", "--wait", "300"]);
+
+    expect(JSON.parse(run.stdout)).toContainEqual({ iqId: "iq-discovered", availability: "online" });
+  });
+});
