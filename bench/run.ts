@@ -52,7 +52,7 @@ function formatTarget(row: Row): string {
 
 function table(rows: readonly Row[]): string {
   const cells = rows.map((row) => [row.name, isMeasured(row) ? formatValues(row) : `unavailable: ${row.unavailable}`, formatTarget(row)]);
-  const header = ["measurement", "result", "target"];
+  const header = ["measurement", "result", "target or reference"];
   const widths = header.map((title, i) => Math.max(title.length, ...cells.map((cell) => (i < 2 ? (cell[i] ?? "").length : 0))));
   const line = (cell: string[]) =>
     cell

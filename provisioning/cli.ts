@@ -176,6 +176,11 @@ function describeState(state: unknown): string {
     .join(", ");
 }
 
+/** "1 lock", "2 locks". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n");
@@ -304,7 +309,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     async (run, self) => {
       const iqId = await run.iqId();
       const { users } = await run.companion.listUsers({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
-      const rows = users.map((u) => [u.userId, u.name, u.role, u.activated ? `activated (${u.devices} device${u.devices === 1 ? "" : "s"})` : "not activated"]);
+      const rows = users.map((u) => [u.userId, u.name, u.role, u.activated ? `activated (${count(u.devices, "device")})` : "not activated"]);
       return { text: table([["USER", "NAME", "ROLE", "APP"], ...rows]), json: { users } };
     },
   );
@@ -476,7 +481,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const backup = await run.companion.backup({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
       return {
-        text: `Backup of ${iqId} kept in profile ${run.profile.name}: ${backup.users.length} users, ${backup.locks.length} locks. After a factory reset, claim the IQ again and run: iq restore --iq ${iqId}`,
+        text: `Backup of ${iqId} kept in profile ${run.profile.name}: ${count(backup.users.length, "user")}, ${count(backup.locks.length, "lock")}. After a factory reset, claim the IQ again and run: iq restore --iq ${iqId}`,
         json: { backup },
       };
     },
@@ -495,7 +500,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const lines = [
         restored.users.length === 0
           ? `Restored ${iqId}: no users to add back.`
-          : `Restored ${restored.users.length} users on ${iqId}. Each has a new initial PIN to hand over in person:`,
+          : `Restored ${count(restored.users.length, "user")} on ${iqId}. Each has a new initial PIN to hand over in person:`,
         ...restored.users.map((u) => `  ${u.name} (${u.role}): iq activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`),
       ];
       if (restored.missingLocks.length > 0) {

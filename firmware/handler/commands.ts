@@ -22,7 +22,7 @@ import type { AppRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
 import type { Pairing } from "./pairing.js";
 import { requireAllowed, requireManages } from "./roles.js";
-import { acceptUserCode, lockedError, requirePin, samePin } from "./refusals.js";
+import { acceptUserCode, clearLockoutOps, lockedError, lockoutKey, requirePin, samePin } from "./refusals.js";
 
 interface Caller {
   user: User;
@@ -73,7 +73,7 @@ export class Commands {
 
   private async checkPinOf(user: User, pin: string, source: EventSource): Promise<void> {
     const stored = await requirePin(this.ctx, user.userId);
-    const attempt = await this.ctx.lockout.attempt(user.userId, () => samePin(pin, stored.pin));
+    const attempt = await this.ctx.lockout.attempt(lockoutKey(user.userId, source), () => samePin(pin, stored.pin));
     if (attempt.outcome === "refused") throw lockedError(attempt.status);
     if (attempt.outcome === "wrong") {
       if (!attempt.status.allowed) {
@@ -109,7 +109,7 @@ export class Commands {
         const { userId } = args as z.infer<(typeof commandArgs)["user.remove"]>;
         const target = await ctx.users.require(userId);
         requireManages(caller.user, target.role);
-        await ctx.users.remove(userId, [ctx.lockout.clearOp(userId)]);
+        await ctx.users.remove(userId, clearLockoutOps(ctx, userId));
         await ctx.events.record({ type: "user_removed", source: caller.source, user: caller.user.userId, details: { userId } });
         return { userId };
       }
@@ -153,7 +153,7 @@ export class Commands {
     }
     const target = await ctx.users.require(args.userId);
     await acceptUserCode(ctx, caller.user, "owner_reset", args.code, caller.source);
-    const initialPin = await ctx.users.resetPin(target.userId, [ctx.lockout.clearOp(target.userId)]);
+    const initialPin = await ctx.users.resetPin(target.userId, clearLockoutOps(ctx, target.userId));
     await ctx.events.record({ type: "pin_reset", source: caller.source, user: caller.user.userId, details: { userId: target.userId } });
     return { userId: target.userId, initialPin };
   }

@@ -30,7 +30,7 @@ import type { z } from "zod";
 import { IqError } from "../errors.js";
 import type { AppRecord, PinRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
-import { countWrong, requireMayTry, requirePin } from "./refusals.js";
+import { countWrong, lockoutKey, requireMayTry, requirePin } from "./refusals.js";
 
 export const PAIRING = {
   /** A run not finished within this is forgotten (its guess stays counted). */
@@ -171,7 +171,7 @@ export class Pairing {
       return user;
     }
     const user = session.user!;
-    await ctx.lockout.recordSuccess(user.userId);
+    await ctx.lockout.recordSuccess(lockoutKey(user.userId, "app"));
     if ((await ctx.users.appIds(user.userId)).length >= CODE_PARAMS.devicesPerUser) {
       throw new IqError("too_many_devices", `a user may have at most ${CODE_PARAMS.devicesPerUser} devices on an IQ`);
     }
@@ -201,7 +201,7 @@ export class Pairing {
     }
     if (args.userId === undefined) throw new IqError("request_malformed", `pair.start ${args.kind} needs userId`);
     const user = await ctx.users.require(args.userId);
-    await requireMayTry(ctx, user.userId);
+    await requireMayTry(ctx, user.userId, "app");
     const pin = await requirePin(ctx, user.userId);
     if (args.kind === "activate") {
       if (!pin.pending) {

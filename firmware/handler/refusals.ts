@@ -9,6 +9,7 @@ import { fromB64u } from "../../provisioning/pairing.js";
 import type { EventSource } from "../audit.js";
 import { IqError } from "../errors.js";
 import type { LockoutStatus } from "../lockout.js";
+import type { StoreOp } from "../store.js";
 import type { AppRecord, PinRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
 
@@ -41,15 +42,31 @@ export function lockedError(status: Exclude<LockoutStatus, { allowed: true }>): 
       });
 }
 
-/** Refuses up front if the user is blocked or disabled. */
-export async function requireMayTry(ctx: IqContext, userId: string): Promise<void> {
-  const status = await ctx.lockout.check(userId);
+/**
+ * The lockout counter a wrong attempt goes to. Codes relayed by the web app have a counter of
+ * their own: anyone who can publish to the broker can send random Codes naming a user, and about
+ * one in 512 of them decrypts to "wrong PIN" (code.ts), so a flood could otherwise disable the
+ * user's phone too. The phone's PIN (sealed commands, activation) can only be tried with the
+ * phone's keys. A phone thief trying PINs through web Codes is stopped by the web counter.
+ */
+export function lockoutKey(userId: string, source: EventSource): string {
+  return source === "web" ? `${userId}/web` : userId;
+}
+
+/** Every counter of the user: what an Owner's PIN reset or a removal clears. */
+export function clearLockoutOps(ctx: IqContext, userId: string): StoreOp[] {
+  return [ctx.lockout.clearOp(lockoutKey(userId, "app")), ctx.lockout.clearOp(lockoutKey(userId, "web"))];
+}
+
+/** Refuses up front if the user is blocked or disabled on this path. */
+export async function requireMayTry(ctx: IqContext, userId: string, source: EventSource): Promise<void> {
+  const status = await ctx.lockout.check(lockoutKey(userId, source));
   if (!status.allowed) throw lockedError(status);
 }
 
 /** Counts a wrong PIN/Code (or a failed pairing run); records and shows a lockout it causes. */
 export async function countWrong(ctx: IqContext, user: User, source: EventSource): Promise<LockoutStatus> {
-  const status = await ctx.lockout.recordFailure(user.userId);
+  const status = await ctx.lockout.recordFailure(lockoutKey(user.userId, source));
   if (!status.allowed) {
     await ctx.events.record({ type: "lockout", source, user: user.userId, reason: status.reason });
     ctx.lifecycle.showLockedOut();
@@ -91,7 +108,7 @@ export async function acceptUserCode(
   const apps = await ctx.users.apps(user.userId);
   if (apps.length === 0) throw new IqError("not_activated", `user ${user.userId} has no activated app on this IQ`);
   requireClock(ctx);
-  await requireMayTry(ctx, user.userId);
+  await requireMayTry(ctx, user.userId, source);
   const { pin } = await requirePin(ctx, user.userId);
   const verdict = validateCodeForUser({
     iqId: ctx.iqId,
@@ -105,7 +122,7 @@ export async function acceptUserCode(
     const app = apps.find((a) => a.appId === verdict.appId)!;
     const updated = { ...app, codeCounter: verdict.counter };
     await ctx.users.saveApp(updated);
-    await ctx.lockout.recordSuccess(user.userId);
+    await ctx.lockout.recordSuccess(lockoutKey(user.userId, source));
     return updated;
   }
   switch (verdict.reason) {

@@ -484,8 +484,10 @@ export class Companion {
       try {
         answer = await this.client.request(iqId, "app", { appId, box: toB64u(box) });
       } catch (error) {
-        if (error instanceof IqError && error.code === "not_activated") throw await this.forget(iqId);
-        throw error;
+        const gone = error instanceof IqError ? LOST_ACTIVATION[error.code] : undefined;
+        if (gone === undefined) throw error;
+        await this.forget(iqId);
+        throw gone(iqId);
       }
       const { box: reply } = parseResult(boxResult, answer, iqId, op);
       return this.openReply(key, { iqId, appId, op }, reply, SEAL_PURPOSE.response, counter, result);
@@ -536,13 +538,12 @@ export class Companion {
     });
   }
 
-  /** The IQ no longer knows this app (its PIN was reset, or the IQ was): mark it and say so. */
-  private async forget(iqId: string): Promise<AppError> {
+  /** The IQ no longer knows this app: the activation stays in the profile, marked as gone. */
+  private async forget(iqId: string): Promise<void> {
     await this.profile.update((data) => {
       const entry = data.iqs[iqId];
       if (entry !== undefined) entry.activated = false;
     });
-    return notActivated(iqId);
   }
 }
 
@@ -551,6 +552,16 @@ const EVENTS_PAGE = 500;
 function notActivated(iqId: string): AppError {
   return new AppError("not_activated", `not activated on ${iqId}: activate again`);
 }
+
+/**
+ * The IQ's refusals that mean this app's activation is gone for good, and what to tell the
+ * person: its PIN was reset (the IQ forgot the app), or the IQ was reset and waits for its owner.
+ */
+const LOST_ACTIVATION: Partial<Record<string, (iqId: string) => AppError>> = {
+  not_activated: notActivated,
+  not_claimed: (iqId) =>
+    new AppError("not_claimed", `${iqId} was reset and is not claimed: its owner claims it again (iq claim), then every app activates again`),
+};
 
 function activeEntry(entry: Activation | undefined, iqId: string, profileName: string): Activation {
   if (entry === undefined) {

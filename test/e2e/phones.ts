@@ -22,7 +22,7 @@ export class Phones {
   constructor(private readonly brokerUrl: string) {}
 
   async phone(name: string, now?: () => number): Promise<Phone> {
-    const client = await IqClient.connect({ broker: this.brokerUrl, timeoutMs: 5_000 });
+    const client = await IqClient.connect({ broker: this.brokerUrl, timeoutMs: 5_000, ...(now ? { now } : {}) });
     this.clients.push(client);
     const profile = Profile.at({ home: this.home, name });
     return { app: new Companion({ profile, client, ...(now ? { now } : {}) }), profile, client };

@@ -21,6 +21,10 @@ export interface TestHub {
   logs: string[];
   /** The clock's synchronisation as the hub sees it; flip it to test clock_unsynced. */
   clock: { synced: boolean };
+  /** Moves the hub's clock forward (lockout blocks, Code time steps) without waiting. */
+  advance(ms: number): void;
+  /** The hub's clock. */
+  now(): number;
   /** The setup secret, as someone with the Pi in hand reads it. */
   setupSecret(): string;
   stop(): Promise<void>;
@@ -42,6 +46,8 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
   const gpio = new MockGpio();
   const logs: string[] = [];
   const clock = { synced: true };
+  let shiftMs = 0;
+  const now = () => Date.now() + shiftMs;
   const config = validateConfig({
     stateDir,
     iqId: options.iqId ?? `iq-test-${Math.random().toString(16).slice(2, 10)}`,
@@ -53,6 +59,7 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
     config,
     port: gpio,
     log: createLogger({ write: (line) => logs.push(line) }),
+    now,
     checkClockSynced: () => Promise.resolve(clock.synced),
   });
   await hub.start(await Store.open(stateDir));
@@ -72,6 +79,10 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
         void hub["clock"]?.check();
       },
     },
+    advance: (ms) => {
+      shiftMs += ms;
+    },
+    now,
     setupSecret: () => readFileSync(setupSecretFile(stateDir), "utf8").trim(),
     stop: () => hub.close(),
   };

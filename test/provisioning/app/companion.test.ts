@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { Companion } from "../../../provisioning/app/companion.js";
+import { AppError } from "../../../provisioning/app/errors.js";
 import { Profile } from "../../../provisioning/app/profile.js";
 import { validateCode } from "../../../provisioning/crypto/code.js";
 import { fromB64u } from "../../../provisioning/pairing.js";
@@ -181,6 +182,19 @@ describe("Companion: sealed commands", () => {
     const sent = iq.sent.length;
     await expect(app.open({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({ code: "not_activated" });
     expect(iq.sent).toHaveLength(sent);
+  });
+
+  it("not_claimed after a factory reset also ends the activation, and says what comes next", async () => {
+    const { iq, profile, app } = await claimed();
+    iq.onRequest = () => {
+      throw new AppError("not_claimed", "this IQ is not claimed yet: claim it first (story 1)");
+    };
+
+    await expect(app.open({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({
+      code: "not_claimed",
+      message: expect.stringContaining("its owner claims it again (iq claim), then every app activates again") as string,
+    });
+    expect((await profile.read()).iqs[IQ]?.activated).toBe(false);
   });
 
   it("an IQ this profile never paired with is refused without sending anything", async () => {

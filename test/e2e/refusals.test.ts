@@ -1,0 +1,170 @@
+/**
+ * What the IQ refuses, end to end through a real broker: each refusal with its own error code
+ * and its own audit event, and nothing a spammer sends can lock a real user out.
+ */
+import { connect, type MqttClient } from "mqtt";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { generateCode } from "../../provisioning/crypto/code.js";
+import { fromB64u } from "../../provisioning/pairing.js";
+import { topicsFor } from "../../provisioning/protocol/topics.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { RELAY_PIN, startTestHub, type TestHub } from "../support/hub.js";
+import { Phones, refusal } from "./phones.js";
+
+let broker: TestBroker;
+let phones: Phones;
+const hubs: TestHub[] = [];
+const OWNER_PIN = "482915";
+const BOB_PIN = "730264";
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(async () => {
+  await broker.stop();
+});
+beforeEach(() => {
+  phones = new Phones(broker.url);
+});
+afterEach(async () => {
+  await phones.close();
+  await Promise.all(hubs.splice(0).map((h) => h.stop()));
+});
+
+async function claimedWithBob(role: "user" | "superuser" = "user") {
+  const iq = await startTestHub({ brokerUrl: broker.url });
+  hubs.push(iq);
+  const owner = await phones.phone("owner");
+  await owner.app.claim({ iqId: iq.iqId, setupSecret: iq.setupSecret(), name: "Alice", pin: OWNER_PIN });
+  const added = await owner.app.addUser({ iqId: iq.iqId, pin: OWNER_PIN, name: "Bob", role });
+  const bob = await phones.phone("bob");
+  await bob.app.activate({ iqId: iq.iqId, userId: added.userId, pin: added.initialPin });
+  await bob.app.changePin({ iqId: iq.iqId, pin: added.initialPin, newPin: BOB_PIN });
+  const web = await phones.phone("web");
+  return { iq, owner, bob, web, bobId: added.userId };
+}
+
+async function refusedReasons(iq: TestHub): Promise<string[]> {
+  return (await iq.hub.events.list({ limit: 1000 })).filter((e) => e.type === "refused").map((e) => e.reason ?? "");
+}
+
+describe("refused, each with its own error code and event", () => {
+  it("a Code used twice", async () => {
+    const { iq, bob, web, bobId } = await claimedWithBob();
+    const { code } = await bob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
+    await web.app.webOpen({ iqId: iq.iqId, userId: bobId, code });
+    expect(await refusal(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code }))).toBe("code_replay");
+    expect(await refusedReasons(iq)).toEqual(["code_replay"]);
+  });
+
+  it("a Code for another IQ", async () => {
+    const { iq, bob, web, bobId } = await claimedWithBob();
+    const other = await startTestHub({ brokerUrl: broker.url });
+    hubs.push(other);
+    const owner2 = await phones.phone("owner2");
+    await owner2.app.claim({ iqId: other.iqId, setupSecret: other.setupSecret(), name: "Zoe", pin: OWNER_PIN });
+    const bobThere = await owner2.app.addUser({ iqId: other.iqId, pin: OWNER_PIN, name: "Bob", role: "user" });
+    await bob.app.activate({ iqId: other.iqId, userId: bobThere.userId, pin: bobThere.initialPin });
+    const forOther = await bob.app.code({ iqId: other.iqId, pin: bobThere.initialPin });
+    expect(await refusal(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code: forOther.code }))).toBe("code_rejected");
+    expect(await refusedReasons(iq)).toEqual(["code_rejected"]);
+  });
+
+  it("an expired Code", async () => {
+    const { iq, web, bobId } = await claimedWithBob();
+    const lateBob = await phones.phone("bob", () => Date.now() - 4 * 60_000);
+    const { code } = await lateBob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
+    expect(await refusal(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code }))).toBe("code_rejected");
+    expect(await refusedReasons(iq)).toEqual(["code_rejected"]);
+    expect(iq.gpio.level(RELAY_PIN)).toBe(0);
+  });
+
+  it("a Code while the clock is not synchronised; the PIN still opens", async () => {
+    const { iq, bob, web, bobId } = await claimedWithBob();
+    iq.clock.synced = false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const { code } = await bob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
+    expect(await refusal(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code }))).toBe("clock_unsynced");
+    expect(await refusedReasons(iq)).toEqual(["clock_unsynced"]);
+    await bob.app.open({ iqId: iq.iqId, pin: BOB_PIN });
+  });
+
+  it("a Super User or User trying an Owner-only action", async () => {
+    const { iq, bob, bobId } = await claimedWithBob("superuser");
+    expect(await refusal(bob.app.backup({ iqId: iq.iqId, pin: BOB_PIN }))).toBe("forbidden");
+    expect(await refusal(bob.app.resetPin({ iqId: iq.iqId, pin: BOB_PIN, userId: bobId }))).toBe("forbidden");
+    expect(await refusedReasons(iq)).toEqual(["forbidden", "forbidden"]);
+    await bob.app.office({ iqId: iq.iqId, pin: BOB_PIN, on: true });
+    await bob.app.office({ iqId: iq.iqId, pin: BOB_PIN, on: false });
+  });
+
+  it("10 wrong Codes disable the credential until the Owner resets the PIN", async () => {
+    const { iq, owner, bob, bobId } = await claimedWithBob();
+    const web = await phones.phone("web-shifted", iq.now);
+    // A thief with Bob's phone (its Code key) tries PINs through the web app.
+    const keys = (await bob.profile.activation(iq.iqId))!;
+    const reasons: string[] = [];
+    for (let guess = 0; guess < 11; guess++) {
+      const { code } = generateCode({
+        key: fromB64u(keys.codeKey),
+        iqId: iq.iqId,
+        appId: keys.appId,
+        purpose: "open",
+        pin: String(100_000 + guess * 7_919),
+        lastCounter: keys.codeCounter,
+        now: iq.now(),
+      });
+      reasons.push(await refusal(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code })));
+      // A patient thief waits out each block (at most an hour); the Code is made for the new time.
+      iq.advance(61 * 60_000);
+    }
+    expect(reasons).toEqual([...Array<string>(10).fill("pin_wrong"), "credential_disabled"]);
+    const lockouts = (await iq.hub.events.list({ limit: 100 })).filter((e) => e.type === "lockout");
+    expect(lockouts.map((e) => e.reason)).toEqual(["blocked", "blocked", "blocked", "blocked", "blocked", "disabled"]);
+    expect(iq.gpio.level(RELAY_PIN)).toBe(0);
+    // Bob's phone, with his PIN, is a path of its own and still opens.
+    const phoneBob = await phones.phone("bob", iq.now);
+    await phoneBob.app.open({ iqId: iq.iqId, pin: BOB_PIN });
+    // Only the Owner's PIN reset clears the disabled credential.
+    const ownerNow = await phones.phone("owner", iq.now);
+    const reset = await ownerNow.app.resetPin({ iqId: iq.iqId, pin: OWNER_PIN, userId: bobId });
+    expect((await iq.hub.lockout.check(`${bobId}/web`)).allowed).toBe(true);
+    expect(reset.initialPin).toMatch(/^[0-9]{6}$/);
+    void owner;
+  });
+});
+
+describe("spam", () => {
+  it("garbage flooding the request topic does not lock out a real user", async () => {
+    const { iq, bob, web, bobId } = await claimedWithBob();
+    const topics = topicsFor(iq.iqId);
+    const spammer: MqttClient = connect(broker.url, { protocolVersion: 4 });
+    await new Promise((resolve) => spammer.once("connect", resolve));
+    const garbage = (i: number): string => {
+      switch (i % 5) {
+        case 0:
+          return "not json at all";
+        case 1:
+          return JSON.stringify({ v: 1, id: `g${i}`, op: "nope", args: {} });
+        case 2:
+          return JSON.stringify({ v: 1, id: `g${i}`, op: "app", expiresAt: Date.now() + 30_000, args: { appId: "stolen", box: "AAAA" } });
+        case 3:
+          return JSON.stringify({ v: 1, id: `g${i}`, op: "web.open", expiresAt: Date.now() + 30_000, args: { userId: "u-nobody", lock: "door", code: "ABCDE" } });
+        default: {
+          const code = Array.from({ length: 5 }, () => "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[Math.floor(Math.random() * 32)]).join("");
+          return JSON.stringify({ v: 1, id: `g${i}`, op: "web.open", expiresAt: Date.now() + 30_000, args: { userId: bobId, lock: "door", code } });
+        }
+      }
+    };
+    for (let i = 0; i < 2_000; i++) spammer.publish(topics.requests, garbage(i), { qos: 0 });
+    await new Promise<void>((resolve) => spammer.end(false, {}, () => resolve()));
+    // The real user, during and after the flood: the app with the PIN always gets through.
+    await bob.app.open({ iqId: iq.iqId, pin: BOB_PIN });
+    const whoami = await bob.app.whoami({ iqId: iq.iqId, pin: BOB_PIN });
+    expect(whoami.userId).toBe(bobId);
+    expect((await iq.hub.lockout.check(bobId)).allowed).toBe(true);
+    // The junk limiter answered a burst and dropped the rest: the audit log did not fill up.
+    expect((await iq.hub.events.list({ limit: 10_000 })).length).toBeLessThan(200);
+    void web;
+  });
+});
