@@ -147,7 +147,7 @@ function checkArgs(schema: z.ZodType, op: string, args: Record<string, unknown>)
 
 const WRONG_SECRET: Record<PairKind, string> = {
   claim: "wrong setup secret",
-  activate: "wrong PIN, or this user is not waiting to be activated",
+  activate: "wrong initial PIN",
   duplicate: "wrong Code or PIN, or the Code has expired (make a new one with: iq device invite)",
 };
 

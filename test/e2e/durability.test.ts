@@ -1,0 +1,161 @@
+/**
+ * Nothing is lost: events survive a broker outage and a `kill -9` of the hub, in order, with no
+ * sequence number missing or used twice.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuditEvent } from "../../firmware/audit.js";
+import { topicsFor } from "../../provisioning/protocol/topics.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { RELAY_PIN, startTestHub } from "../support/hub.js";
+import { Phones } from "./phones.js";
+
+const MAIN = join(import.meta.dirname, "../../dist/firmware/main.js");
+const OWNER_PIN = "482915";
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(async () => {
+  await broker.stop();
+});
+
+/** Sequence numbers as first seen by a subscriber: duplicates are allowed (at least once), gaps are not. */
+function firstSeen(events: AuditEvent[]): number[] {
+  const seen = new Set<number>();
+  return events.filter((e) => !seen.has(e.seq) && seen.add(e.seq)).map((e) => e.seq);
+}
+
+async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("broker outage", () => {
+  it("stopped for 10 s while the door keeps being used: subscribers get every event in order", async () => {
+    const iq = await startTestHub({ brokerUrl: broker.url });
+    const phones = new Phones(broker.url);
+    try {
+      const received: AuditEvent[] = [];
+      let subscribed = false;
+      const subscriber = connect(broker.url, { protocolVersion: 4, reconnectPeriod: 200, clean: true });
+      subscriber.on("message", (_topic, payload) => received.push(JSON.parse(payload.toString()) as AuditEvent));
+      subscriber.on("connect", () => void subscriber.subscribeAsync(topicsFor(iq.iqId).events, { qos: 1 }).then(() => (subscribed = true)));
+      await until(() => subscribed, 5_000, "the subscription");
+      const owner = await phones.phone("owner");
+      await owner.app.claim({ iqId: iq.iqId, setupSecret: iq.setupSecret(), name: "Alice", pin: OWNER_PIN });
+      await until(() => received.length >= 1, 5_000, "the claimed event");
+
+      await broker.stop();
+      // The owner's phone is next to the door: it opens, and adds a user, without the broker.
+      const nearby = phones.nearby("owner", iq.hub);
+      for (let i = 0; i < 5; i++) {
+        await nearby.open({ iqId: iq.iqId, pin: OWNER_PIN });
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+      }
+      await nearby.addUser({ iqId: iq.iqId, pin: OWNER_PIN, name: "Bob", role: "user" });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(iq.hub.lifecycle.snapshot().brokerConnected).toBe(false);
+      await broker.restart();
+
+      const total = iq.hub.events.lastSequence;
+      expect(total).toBeGreaterThanOrEqual(7);
+      await until(() => new Set(received.map((e) => e.seq)).size >= total, 15_000, "every event after the outage");
+      expect(firstSeen(received)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect(received.filter((e) => e.type === "opened")).toHaveLength(5);
+      expect(await iq.hub.events.pending()).toEqual([]);
+      expect(iq.gpio.timeline.filter((w) => w.bcm === RELAY_PIN && w.level === 1).length).toBeGreaterThanOrEqual(1);
+      await subscriber.endAsync();
+    } finally {
+      await phones.close();
+      await iq.stop();
+    }
+  });
+});
+
+interface HubProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function spawnHub(stateDir: string, iqId: string): HubProcess {
+  const env = {
+    PATH: process.env.PATH,
+    IQ_HUB_STATE_DIR: stateDir,
+    IQ_HUB_IQ_ID: iqId,
+    IQ_HUB_MQTT__URL: broker.url,
+    IQ_HUB_GPIO__BACKEND: "mock",
+    IQ_HUB_CLOCK__ASSUME_SYNCED: "true",
+    IQ_HUB_LOCKS: JSON.stringify([{ name: "door", pin: 27, pulseMs: 100 }]),
+  };
+  const child = spawn(process.execPath, [MAIN], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let output = "";
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+describe("kill -9", () => {
+  it("during a burst of 100 opens: every pulse has its event, no sequence number missing or reused, the store opens", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "iq-kill-"));
+    const iqId = `iq-kill-${Date.now().toString(36)}`;
+    const phones = new Phones(broker.url);
+    let first: HubProcess | undefined = spawnHub(stateDir, iqId);
+    try {
+      await until(() => /msg=ready/.test(first!.output()), 10_000, "the hub to start");
+      const owner = await phones.phone("owner");
+      const secret = readFileSync(join(stateDir, "setup-secret"), "utf8").trim();
+      await owner.app.claim({ iqId, setupSecret: secret, name: "Alice", pin: OWNER_PIN });
+
+      let acknowledged = 0;
+      const burst = (async () => {
+        for (let i = 0; i < 100; i++) {
+          try {
+            await owner.app.open({ iqId, pin: OWNER_PIN });
+            acknowledged += 1;
+          } catch {
+            return; // the hub is gone
+          }
+        }
+      })();
+      await until(() => acknowledged >= 30, 20_000, "30 opens");
+      first.child.kill("SIGKILL");
+      await first.exited;
+      const pulsesSeen = (first.output().match(/state=opening/g) ?? []).length;
+      first = undefined;
+      await burst;
+
+      const second = spawnHub(stateDir, iqId);
+      try {
+        await until(() => /msg=ready/.test(second.output()), 10_000, "the hub to start again");
+        const events = await owner.app.events({ iqId, limit: 500 });
+        const seqs = events.map((e) => e.seq);
+        expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+        const opened = events.filter((e) => e.type === "opened").length;
+        // Each acknowledged open was recorded before its answer; at most one more was in flight.
+        expect(opened).toBeGreaterThanOrEqual(acknowledged);
+        expect(opened).toBeLessThanOrEqual(acknowledged + 1);
+        // A pulse starts only after its event is on disk: never more pulses than events.
+        expect(pulsesSeen).toBeLessThanOrEqual(opened);
+        await owner.app.open({ iqId, pin: OWNER_PIN });
+        const after = await owner.app.events({ iqId, afterSeq: seqs.at(-1)!, limit: 10 });
+        expect(after.map((e) => [e.seq, e.type])).toEqual([[seqs.at(-1)! + 1, "opened"]]);
+      } finally {
+        second.child.kill("SIGTERM");
+        expect(await second.exited).toBe(0);
+      }
+    } finally {
+      first?.child.kill("SIGKILL");
+      await phones.close();
+    }
+  });
+});
