@@ -66,6 +66,11 @@ export class Access {
     this.lifecycle.setOfficeMode(false);
   }
 
+  /** Refuses an unknown lock before anything else is spent on the request. */
+  requireLock(lock: string): void {
+    this.relay(lock);
+  }
+
   private relay(lock: string): Relay {
     const relay = this.locks.get(lock);
     if (relay === undefined) {

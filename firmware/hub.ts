@@ -222,8 +222,9 @@ export class Hub implements IqContext {
   }
 
   async markClaimed(): Promise<void> {
-    await this.store.put("meta", META.claimed, true);
+    // Secret first: a crash in between leaves an unclaimed IQ that makes a new one at start.
     await forgetSetupSecret(this.run.secrets, this.options.config.stateDir);
+    await this.store.put("meta", META.claimed, true);
     this.lifecycle.enter("activated");
   }
 

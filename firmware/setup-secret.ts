@@ -5,7 +5,7 @@
  * directory, and the simulator's terminal. Claiming the IQ deletes both.
  */
 import { randomInt } from "node:crypto";
-import { rm, writeFile } from "node:fs/promises";
+import { chmod, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CROCKFORD_ALPHABET } from "../provisioning/crypto/crockford.js";
 import { formatSetupSecret, SETUP_SECRET_SYMBOLS } from "../provisioning/pairing.js";
@@ -25,7 +25,10 @@ export async function ensureSetupSecret(secrets: SecretStore, stateDir: string):
       ? stored
       : Array.from({ length: SETUP_SECRET_SYMBOLS }, () => CROCKFORD_ALPHABET[randomInt(CROCKFORD_ALPHABET.length)]).join("");
   if (stored === undefined) await secrets.put(SECRET_KEY, secret);
-  await writeFile(setupSecretFile(stateDir), `${formatSetupSecret(secret)}\n`, { mode: 0o600 });
+  const file = setupSecretFile(stateDir);
+  await writeFile(file, `${formatSetupSecret(secret)}\n`, { mode: 0o600 });
+  // The mode above applies only to a new file: an older one keeps whatever it had.
+  await chmod(file, 0o600);
   return secret;
 }
 

@@ -23,10 +23,10 @@ import { backupSchema, type Backup, type Role } from "./protocol/messages.js";
 import { DEFAULT_TOPIC_PREFIX } from "./protocol/topics.js";
 
 /** The hub's embedded broker when it runs with no configuration: where a first try meets it. */
-export const DEFAULT_BROKER = "mqtt://127.0.0.1:1883";
+const DEFAULT_BROKER = "mqtt://127.0.0.1:1883";
 const DEFAULT_DISCOVER_MS = 1_000;
 
-export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 const USAGE = "usage";
 
 /** Everything the CLI takes from its surroundings, so tests can run it in-process. */
@@ -46,7 +46,6 @@ interface Globals {
   broker?: string;
   iq?: string;
   topicPrefix?: string;
-  json?: boolean;
 }
 
 /** What a command prints: a sentence or two for a person, a value for --json. */
@@ -116,7 +115,9 @@ class Invocation {
       throw usageError(`${name} is needed: pass it as an option, or run in a terminal to be asked for it`);
     }
     const first = await this.io.askSecret(`${name}: `);
-    if ((await this.io.askSecret(`${name} again: `)) !== first) throw usageError("the two PINs differ: nothing was changed");
+    if ((await this.io.askSecret(`${name} again: `)) !== first) {
+      throw new AppError("pin_mismatch", "the two PINs differ: nothing was sent");
+    }
     return first;
   }
 
@@ -135,11 +136,32 @@ class Invocation {
   }
 
   private connect(): Promise<IqClient> {
-    this.client ??= this.broker().then((broker) => IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now }));
+    this.client ??= (async () => {
+      const [broker, mqtt] = await Promise.all([this.broker(), tlsFiles(this.io.env)]);
+      return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt });
+    })();
     // A failed connection is not kept: the error goes to the caller, and close() has nothing to end.
     this.client.catch(() => (this.client = undefined));
     return this.client;
   }
+}
+
+/**
+ * TLS material for a broker off the Pi (mqtts://, wss://) with a private CA or client
+ * certificates: PEM files named by $IQ_MQTT_CA, $IQ_MQTT_CERT, $IQ_MQTT_KEY. Credentials go in
+ * the URL (mqtts://user:password@host:8883).
+ */
+async function tlsFiles(env: NodeJS.ProcessEnv): Promise<Partial<Record<"ca" | "cert" | "key", Buffer>>> {
+  const files = { ca: env.IQ_MQTT_CA, cert: env.IQ_MQTT_CERT, key: env.IQ_MQTT_KEY };
+  const read = async ([name, path]: [string, string | undefined]): Promise<[string, Buffer][]> => {
+    if (path === undefined) return [];
+    try {
+      return [[name, await readFile(path)]];
+    } catch (error) {
+      throw new AppError("tls_file_unreadable", `cannot read $IQ_MQTT_${name.toUpperCase()} (${path}): ${(error as Error).message}`);
+    }
+  };
+  return Object.fromEntries((await Promise.all(Object.entries(files).map(read))).flat());
 }
 
 type Handler = (run: Invocation, command: Command) => Promise<Output | undefined>;
@@ -184,6 +206,11 @@ function count(n: number, noun: string): string {
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n");
+}
+
+/** --pin, which every command that needs a PIN takes; `what` says whose PIN. */
+function pinOption(what = "your PIN"): Option {
+  return new Option("--pin <pin>", `${what} (default: $IQ_PIN, else asked for)`);
 }
 
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
@@ -259,11 +286,11 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .description("become the Owner of a new or reset IQ (inside its claim window)")
       .requiredOption("--secret <secret>", "the IQ's setup secret, XXXX-XXXX-XXXX")
       .requiredOption("--name <name>", "your name")
-      .option("--pin <pin>", "the PIN you choose (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption("the PIN you choose")),
     async (run, self) => {
       const opts = self.opts<{ secret: string; name: string; pin?: string }>();
       const iqId = await run.iqId();
-      const pin = opts.pin ?? run.io.env.IQ_PIN ?? (await run.newPin(undefined, "PIN you choose"));
+      const pin = await run.newPin(opts.pin ?? run.io.env.IQ_PIN, "PIN you choose");
       const owner = await run.companion.claim({ iqId, setupSecret: opts.secret, name: opts.name, pin });
       await run.rememberBroker();
       return {
@@ -280,7 +307,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .description("add a user; the IQ makes their initial PIN")
       .requiredOption("--name <name>", "the user's name")
       .addOption(new Option("--role <role>", "their role").choices(["admin", "superuser", "user"]).makeOptionMandatory())
-      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption()),
     async (run, self) => {
       const opts = self.opts<{ name: string; role: Exclude<Role, "owner">; pin?: string }>();
       const iqId = await run.iqId();
@@ -296,7 +323,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .command("remove")
       .description("remove a user and their devices")
       .argument("<userId>", "the user's id (iq user list shows it)")
-      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption()),
     async (run, self) => {
       const [userId] = self.processedArgs as [string];
       const iqId = await run.iqId();
@@ -305,7 +332,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     },
   );
   on(
-    user.command("list").description("the IQ's users").option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    user.command("list").description("the IQ's users").addOption(pinOption()),
     async (run, self) => {
       const iqId = await run.iqId();
       const { users } = await run.companion.listUsers({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
@@ -319,7 +346,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .command("activate")
       .description("activate this app with the initial PIN you were handed")
       .option("--user <userId>", "your user id (default: the one this profile had on the IQ)")
-      .option("--pin <pin>", "the initial PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption("the initial PIN")),
     async (run, self) => {
       const opts = self.opts<{ user?: string; pin?: string }>();
       const iqId = await run.iqId();
@@ -339,7 +366,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     pin
       .command("change")
       .description("change your PIN on this IQ (only this one)")
-      .option("--pin <pin>", "your current PIN (default: $IQ_PIN, else asked for)")
+      .addOption(pinOption("your current PIN"))
       .option("--new <pin>", "the new PIN (default: asked for twice)"),
     async (run, self) => {
       const opts = self.opts<{ pin?: string; new?: string }>();
@@ -354,7 +381,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .command("reset")
       .description("Owner: give a user a new initial PIN (their app must activate again)")
       .argument("<userId>", "the user's id")
-      .option("--pin <pin>", "your (the Owner's) PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption("your (the Owner's) PIN")),
     async (run, self) => {
       const [userId] = self.processedArgs as [string];
       const iqId = await run.iqId();
@@ -375,12 +402,16 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
           .choices(CODE_PURPOSES.filter((p) => p !== "owner_reset" && p !== "second_device"))
           .default("open"),
       )
-      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+      .option("--lock <name>", "the lock the Code is for: it works for no other", DEFAULT_LOCK)
+      .addOption(pinOption()),
     async (run, self) => {
-      const opts = self.opts<{ for: CodePurpose; pin?: string }>();
+      const opts = self.opts<{ for: CodePurpose; lock: string; pin?: string }>();
       const iqId = await run.iqId();
-      const made = await run.companion.code({ iqId, pin: await run.pin(opts.pin), purpose: opts.for });
-      return { text: `Code for ${opts.for.replace("_", " ")} on ${iqId}: ${describeCode(made)}`, json: { iqId, ...made } };
+      const made = await run.companion.code({ iqId, pin: await run.pin(opts.pin), purpose: opts.for, lock: opts.lock });
+      return {
+        text: `Code for ${opts.for.replace("_", " ")} of ${opts.lock} on ${iqId}: ${describeCode(made)}`,
+        json: { iqId, lock: opts.lock, ...made },
+      };
     },
   );
 
@@ -390,7 +421,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .option("--web", "act as the web app: send a Code instead of sealing the PIN")
       .option("--user <userId>", "with --web: the user id")
       .option("--code <code>", "with --web: a Code made by the app (iq code)")
-      .option("--pin <pin>", "your PIN, without --web (default: $IQ_PIN, else asked for)");
+      .addOption(pinOption("your PIN, without --web"));
   interface DoorOptions {
     lock: string;
     web?: boolean;
@@ -445,7 +476,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     device
       .command("invite")
       .description("on the first device: make the Code the second device activates with")
-      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption()),
     async (run, self) => {
       const iqId = await run.iqId();
       const made = await run.companion.inviteDevice({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
@@ -462,7 +493,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .description("on the second device: activate with the first device's Code and your PIN")
       .requiredOption("--user <userId>", "your user id")
       .requiredOption("--code <code>", "the Code shown by iq device invite")
-      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption()),
     async (run, self) => {
       const opts = self.opts<{ user: string; code: string; pin?: string }>();
       const iqId = await run.iqId();
@@ -476,7 +507,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     program
       .command("backup")
       .description("Owner: keep the IQ's users, roles, locks and settings in this profile")
-      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption()),
     async (run, self) => {
       const iqId = await run.iqId();
       const backup = await run.companion.backup({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
@@ -491,7 +522,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .command("restore")
       .description("Owner, after a factory reset and a new claim: push the last backup back")
       .option("--from <file>", "a backup saved with iq --json backup (default: the one in this profile)")
-      .option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+      .addOption(pinOption()),
     async (run, self) => {
       const opts = self.opts<{ from?: string; pin?: string }>();
       const iqId = await run.iqId();
@@ -529,7 +560,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   );
 
   on(
-    program.command("whoami").description("who this app is on the IQ").option("--pin <pin>", "your PIN (default: $IQ_PIN, else asked for)"),
+    program.command("whoami").description("who this app is on the IQ").addOption(pinOption()),
     async (run, self) => {
       const iqId = await run.iqId();
       const me = await run.companion.whoami({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });

@@ -21,6 +21,7 @@ import { IqError } from "../errors.js";
 import type { AppRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
 import type { Pairing } from "./pairing.js";
+import { REQUESTS } from "./limits.js";
 import { requireAllowed, requireManages } from "./roles.js";
 import { acceptUserCode, clearLockoutOps, lockedError, lockoutKey, requirePin, samePin } from "./refusals.js";
 
@@ -37,7 +38,7 @@ export class Commands {
   ) {}
 
   /** Opens the box, checks counter, PIN and role, runs the command, seals the answer. */
-  async handle(args: { appId: string; box: string }, source: EventSource): Promise<{ box: string }> {
+  async handle(args: { appId: string; box: string }, source: EventSource, authenticated: () => void): Promise<{ box: string }> {
     const { ctx } = this;
     const app = await ctx.users.app(args.appId);
     if (app === undefined) {
@@ -50,11 +51,15 @@ export class Commands {
       sealed: fromB64u(args.box, "box"),
       lastCounter: app.commandCounter,
     });
+    authenticated();
     // The counter is spent before anything else happens: the same box never runs twice.
     const current: AppRecord = { ...app, commandCounter: opened.counter };
     await ctx.users.saveApp(current);
     const parsed = commandBox.safeParse(parseJson(opened.payload));
     if (!parsed.success) throw new IqError("request_malformed", `command: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+    if (parsed.data.expiresAt < ctx.now() - REQUESTS.clockSkewMs) {
+      throw new IqError("request_expired", "the command expired before it arrived (or this device's clock is wrong)");
+    }
     const user = await ctx.users.require(app.userId);
     await this.checkPinOf(user, parsed.data.pin, source);
     const { op } = parsed.data;

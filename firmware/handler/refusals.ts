@@ -13,25 +13,6 @@ import type { StoreOp } from "../store.js";
 import type { AppRecord, PinRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
 
-/**
- * Errors that say "this request is junk" (not a real attempt by a real user): they take a token
- * from the per-IQ limiter and never count against a user. With the bucket empty they are dropped.
- */
-export const JUNK_CODES: ReadonlySet<string> = new Set([
-  "request_malformed",
-  "op_unknown",
-  "user_unknown",
-  "not_activated",
-  "seal_invalid",
-  "seal_replay",
-  "code_malformed",
-  "code_rejected",
-  "code_replay",
-  "pair_session_unknown",
-  "crypto_input_invalid",
-  "cpace_message_malformed",
-  "cpace_invalid_point",
-]);
 
 /** The error for a user who may not try now. */
 export function lockedError(status: Exclude<LockoutStatus, { allowed: true }>): IqError {
@@ -104,6 +85,7 @@ export async function acceptUserCode(
   purpose: CodePurpose,
   code: string,
   source: EventSource,
+  lock?: string,
 ): Promise<AppRecord> {
   const apps = await ctx.users.apps(user.userId);
   if (apps.length === 0) throw new IqError("not_activated", `user ${user.userId} has no activated app on this IQ`);
@@ -113,6 +95,7 @@ export async function acceptUserCode(
   const verdict = validateCodeForUser({
     iqId: ctx.iqId,
     purpose,
+    ...(lock === undefined ? {} : { lock }),
     code,
     now: ctx.now(),
     expectedPin: pin,

@@ -20,17 +20,21 @@ import type { InboundRequest, OutboundResponse, RequestSink } from "../transport
 import { Commands } from "./commands.js";
 import type { IqContext } from "./context.js";
 import { Pairing } from "./pairing.js";
-import { acceptUserCode, JUNK_CODES } from "./refusals.js";
+import { REQUESTS } from "./limits.js";
+import { acceptUserCode } from "./refusals.js";
 import { requireAllowed } from "./roles.js";
 
-export const REQUESTS = {
-  /** Request ids are remembered this long: a repeat within it gets the first answer again. */
-  rememberMs: 24 * 60 * 60_000,
-  /** Largest request accepted. */
-  maxBytes: 256 * 1024,
-  /** A command without its own expiry, or with a longer one, expires after this. */
-  maxCommandLifetimeMs: 5 * 60_000,
-} as const;
+
+/** Ops that read and change nothing: repeating them is harmless, so their ids are not stored. */
+const READ_ONLY: ReadonlySet<string> = new Set(["status", "events.list"]);
+const WEB_OPS: ReadonlySet<string> = new Set(["web.open", "web.office"]);
+
+interface RequestState {
+  /** The request proved an app key (a sealed command opened): its refusals are not junk. */
+  authenticated: boolean;
+  /** A junk token was already taken for it. */
+  charged: boolean;
+}
 
 /** Ops that act on the door or on users: they must carry an expiry. */
 const COMMANDS: ReadonlySet<PlainOp> = new Set(["app", "web.open", "web.office"]);
@@ -67,30 +71,39 @@ export class RequestHandler {
       envelope = parseEnvelope(request.payload);
     } catch (error) {
       // No id to answer to, or not ours at all: junk, answered only while the limiter allows.
-      if (!ctx.junk.take()) return undefined;
+        if (!ctx.junk.take()) return undefined;
       return { payload: encode({ v: PROTOCOL_VERSION, id: "", ok: false, error: errorBody(error) }) };
     }
     const replyTo = this.replyTo(envelope);
     const remembered = await ctx.store.get<Remembered>("requests", envelope.id);
     if (remembered !== undefined) return { payload: encode(remembered.response), replyTo };
     const source = sourceOf(envelope.op, request.via);
+    const state: RequestState = { authenticated: false, charged: false };
+    // A web Code is checked only with a token in hand: that caps how fast anyone can guess
+    // Codes (and how often random ones read as a wrong PIN) whatever they send.
+    if (WEB_OPS.has(envelope.op)) {
+      if (!ctx.junk.take()) return undefined;
+      state.charged = true;
+    }
     let response: ResponseEnvelope;
     try {
       this.checkExpiry(envelope, request.expiresAt);
-      const result = await this.dispatch(envelope, source);
+      const result = await this.dispatch(envelope, source, state);
       response = { v: PROTOCOL_VERSION, id: envelope.id, ok: true, result };
     } catch (error) {
       const body = errorBody(error);
       if (body.code === "internal_error") ctx.log.error("request failed", { op: envelope.op, error: (error as Error).stack });
-      if (JUNK_CODES.has(body.code) && !ctx.junk.take()) return undefined;
+      // Refusals of requests that proved nothing (no app key) are junk: answered, recorded and
+      // remembered only while the limiter allows, so a flood can fill neither disk nor audit.
+      if (!state.authenticated && !state.charged && !ctx.junk.take()) return undefined;
       response = { v: PROTOCOL_VERSION, id: envelope.id, ok: false, error: body };
       await this.recordRefusal(envelope, source, body);
     }
-    await this.remember(envelope.id, response);
+    if (!READ_ONLY.has(envelope.op)) await this.remember(envelope.id, response);
     return { payload: encode(response), replyTo };
   }
 
-  private async dispatch(envelope: RequestEnvelope, source: EventSource): Promise<unknown> {
+  private async dispatch(envelope: RequestEnvelope, source: EventSource, state: RequestState): Promise<unknown> {
     const { ctx } = this;
     if (!(PLAIN_OPS as string[]).includes(envelope.op)) {
       throw new IqError("op_unknown", `unknown op "${envelope.op}"; ops: ${PLAIN_OPS.join(", ")}`);
@@ -119,19 +132,20 @@ export class RequestHandler {
         return { box };
       }
       case "app":
-        return this.commands.handle(parsed.data as { appId: string; box: string }, source);
+        return this.commands.handle(parsed.data as { appId: string; box: string }, source, () => (state.authenticated = true));
       case "web.open":
       case "web.office": {
         const { userId, lock, code } = args as { userId: string; lock: string; code: string };
         const user = await ctx.users.require(userId);
         requireAllowed(user, op === "web.open" ? "open" : "office");
         const actor = { userId, source };
+        ctx.access.requireLock(lock);
         if (op === "web.open") {
-          await acceptUserCode(ctx, user, "open", code, source);
+          await acceptUserCode(ctx, user, "open", code, source, lock);
           return ctx.access.open(lock, actor);
         }
         const on = args.on === true;
-        await acceptUserCode(ctx, user, on ? "office_on" : "office_off", code, source);
+        await acceptUserCode(ctx, user, on ? "office_on" : "office_off", code, source, lock);
         return ctx.access.setOfficeMode(lock, on, actor);
       }
     }
@@ -140,13 +154,16 @@ export class RequestHandler {
   /** MQTT 5 message expiry and the envelope's own, whichever comes first; commands always expire. */
   private checkExpiry(envelope: RequestEnvelope, transportExpiry: number | undefined): void {
     const now = this.ctx.now();
-    const expiries = [envelope.expiresAt, transportExpiry].filter((t): t is number => t !== undefined);
     const op = envelope.op as PlainOp;
+    if (READ_ONLY.has(op)) return;
+    const expiries = [envelope.expiresAt, transportExpiry].filter((t): t is number => t !== undefined);
     if (COMMANDS.has(op) && expiries.length === 0) {
       throw new IqError("request_malformed", `${envelope.op} must carry expiresAt (ms since the epoch)`);
     }
-    if (expiries.some((t) => t < now)) throw new IqError("request_expired", "the request expired before it arrived");
-    if (COMMANDS.has(op) && Math.min(...expiries) > now + REQUESTS.maxCommandLifetimeMs + 60_000) {
+    if (expiries.some((t) => t < now - REQUESTS.clockSkewMs)) {
+      throw new IqError("request_expired", "the request expired before it arrived (or this device's clock is wrong)");
+    }
+    if (COMMANDS.has(op) && Math.min(...expiries) > now + REQUESTS.maxCommandLifetimeMs + REQUESTS.clockSkewMs) {
       throw new IqError("request_malformed", "expiresAt is too far ahead: a command lives at most 5 minutes");
     }
   }

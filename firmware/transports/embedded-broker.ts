@@ -26,6 +26,8 @@ export interface EmbeddedBroker {
 /** aedes refuses client ids over 23 characters by default (the 3.1.1 minimum); the hub's is `iq-<iqId>`, up to 43. */
 const MAX_CLIENT_ID_LENGTH = 128;
 
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
 export async function startEmbeddedBroker({ host, port, log }: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const broker = await Aedes.createBroker({ maxClientsIdLength: MAX_CLIENT_ID_LENGTH });
   broker.on("clientError", (client, error) => log.debug("embedded broker: client error", { client: client.id, error }));
@@ -41,6 +43,7 @@ export async function startEmbeddedBroker({ host, port, log }: EmbeddedBrokerOpt
   const bound = (server.address() as AddressInfo).port;
   const url = `mqtt://${host.includes(":") ? `[${host}]` : host}:${bound}`;
   log.info("embedded MQTT broker listening (MQTT 3.1.1 only)", { url });
+  if (!LOOPBACK.has(host)) log.warn("the embedded broker has no authentication: anyone who can reach it can send requests", { host });
   return {
     url,
     async close() {

@@ -35,12 +35,14 @@ import {
   type Role,
 } from "../protocol/messages.js";
 import { topicsFor } from "../protocol/topics.js";
-import type { Requester } from "./client.js";
+import { REQUEST_LIFETIME_MS, type Requester } from "./client.js";
 import { AppError } from "./errors.js";
 import type { Activation, Profile } from "./profile.js";
 
 /** The lock a command addresses when none is named (the hub's default configuration has one). */
 export const DEFAULT_LOCK = "door";
+/** Codes for these purposes are bound to one lock (see CodeContext.lock). */
+export const LOCK_PURPOSES: ReadonlySet<CodePurpose> = new Set(["open", "office_on", "office_off"]);
 
 const role = z.enum(ROLES);
 const pairStartResult = z.object({ session: z.string(), share: z.string(), confirm: z.string() });
@@ -212,8 +214,9 @@ export class Companion {
   // ── Story 4: Codes ────────────────────────────────────────────────────────────────────────
 
   /** Makes a Code offline, for opening by default; the counter is saved before it is returned. */
-  code(input: AsUser & { purpose?: CodePurpose }): Promise<MadeCode> {
-    return this.makeCode(input, input.purpose ?? "open");
+  code(input: AsUser & { purpose?: CodePurpose; lock?: string }): Promise<MadeCode> {
+    const purpose = input.purpose ?? "open";
+    return this.makeCode(input, purpose, LOCK_PURPOSES.has(purpose) ? (input.lock ?? DEFAULT_LOCK) : undefined);
   }
 
   // ── Story 5: the web app ──────────────────────────────────────────────────────────────────
@@ -478,7 +481,7 @@ export class Companion {
         appId,
         purpose: SEAL_PURPOSE.command,
         counter,
-        payload: encodeJson({ op, args, pin: as.pin }),
+        payload: encodeJson({ op, args, pin: as.pin, expiresAt: this.now() + REQUEST_LIFETIME_MS }),
       });
       let answer: unknown;
       try {
@@ -520,14 +523,23 @@ export class Companion {
   }
 
   /** The next Code of this app for `purpose`, its counter saved before anyone sees the Code. */
-  private async makeCode(as: AsUser, purpose: CodePurpose): Promise<MadeCode> {
+  private async makeCode(as: AsUser, purpose: CodePurpose, lock?: string): Promise<MadeCode> {
     requirePinShape(as.pin);
     const { iqId } = as;
     return this.profile.update((data) => {
       const entry = activeEntry(data.iqs[iqId], iqId, this.profile.name);
       const key = fromB64u(entry.codeKey, "codeKey");
       try {
-        const made = generateCode({ key, iqId, appId: entry.appId, purpose, pin: as.pin, lastCounter: entry.codeCounter, now: this.now() });
+        const made = generateCode({
+          key,
+          iqId,
+          appId: entry.appId,
+          purpose,
+          ...(lock === undefined ? {} : { lock }),
+          pin: as.pin,
+          lastCounter: entry.codeCounter,
+          now: this.now(),
+        });
         entry.codeCounter = made.counter;
         const step = Math.floor(made.counter / CODE_PARAMS.codesPerStep);
         const validUntil = (step + CODE_PARAMS.stepsBack + 1) * CODE_PARAMS.stepSeconds * 1000;

@@ -108,6 +108,11 @@ export interface CodeContext {
   iqId: string;
   appId: string;
   purpose: CodePurpose;
+  /**
+   * The lock an open or Office Mode Code is for: bound into the tweak, so the cloud cannot point
+   * a Code made for one door at another door of the same IQ. Absent for purposes without a lock.
+   */
+  lock?: string;
 }
 
 export type CodeRefusal = "wrong_pin" | "not_ours" | "replay";
@@ -121,7 +126,7 @@ const TAG_LABEL = utf8("iq-hub/v1/code/pin-tag");
 
 interface CheckedContext {
   key: Uint8Array;
-  /** lv-ready identity of the Code: purpose, IQ id, app id. */
+  /** lv-ready identity of the Code: purpose, IQ id, app id, and the lock when there is one. */
   binding: Uint8Array[];
 }
 
@@ -133,7 +138,12 @@ function checkContext(input: CodeContext): CheckedContext {
   }
   return {
     key: requireBytes("key", input.key, 32),
-    binding: [utf8(input.purpose), requireText("iqId", input.iqId), requireText("appId", input.appId)],
+    binding: [
+      utf8(input.purpose),
+      requireText("iqId", input.iqId),
+      requireText("appId", input.appId),
+      ...(input.lock === undefined ? [] : [requireText("lock", input.lock)]),
+    ],
   };
 }
 
@@ -259,6 +269,7 @@ export interface UserDevice {
 export function validateCodeForUser(input: {
   iqId: string;
   purpose: CodePurpose;
+  lock?: string;
   code: string;
   now: number;
   expectedPin: string;
@@ -277,8 +288,8 @@ export function validateCodeForUser(input: {
     reason: "not_ours",
   };
   for (const device of input.devices) {
-    const { iqId, purpose } = input;
-    const ctx = checkContext({ key: device.key, iqId, appId: device.appId, purpose });
+    const { iqId, purpose, lock } = input;
+    const ctx = checkContext({ key: device.key, iqId, appId: device.appId, purpose, ...(lock === undefined ? {} : { lock }) });
     const lastCounter = requireUint("lastCounter", device.lastCounter);
     const check = checkDigits(ctx, digits, input.now, expectedPin, lastCounter);
     if (rankOf(check) > rankOf(best)) best = check.ok ? { ...check, appId: device.appId } : check;

@@ -92,6 +92,11 @@ export const commandBox = z.strictObject({
   op: z.enum(COMMAND_OPS as [CommandOp, ...CommandOp[]]),
   args: z.record(z.string(), z.unknown()).default({}),
   pin,
+  /**
+   * When the command stops being valid (ms since the epoch). Inside the seal, so a relay that
+   * holds a command back cannot deliver it later: the envelope's expiresAt is not authenticated.
+   */
+  expiresAt: z.number().int().positive(),
 });
 export type CommandBox = z.infer<typeof commandBox>;
 

@@ -110,6 +110,7 @@ describe("refused, each with its own error code and event", () => {
         iqId: iq.iqId,
         appId: keys.appId,
         purpose: "open",
+        lock: "door",
         pin: String(100_000 + guess * 7_919),
         lastCounter: keys.codeCounter,
         now: iq.now(),

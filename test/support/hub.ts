@@ -22,9 +22,9 @@ export interface TestHub {
   /** The clock's synchronisation as the hub sees it; flip it to test clock_unsynced. */
   clock: { synced: boolean };
   /** Moves the hub's clock forward (lockout blocks, Code time steps) without waiting. */
-  advance(ms: number): void;
+  advance: (ms: number) => void;
   /** The hub's clock. */
-  now(): number;
+  now: () => number;
   /** The setup secret, as someone with the Pi in hand reads it. */
   setupSecret(): string;
   stop(): Promise<void>;

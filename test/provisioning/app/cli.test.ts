@@ -1,9 +1,10 @@
 import type { MqttClient } from "mqtt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { Profile } from "../../../provisioning/app/profile.js";
 import { main, type CliEnvironment } from "../../../provisioning/cli.js";
 import { topicsFor } from "../../../provisioning/protocol/topics.js";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
+import { startTestHub } from "../../support/hub.js";
 import { connectClient } from "../../support/mqtt.js";
 import { profileWith, someActivation, tempHome } from "./temp-home.js";
 
@@ -15,8 +16,16 @@ interface Run {
   stderr: string;
 }
 
+interface RunOptions {
+  home?: string;
+  env?: NodeJS.ProcessEnv;
+  askSecret?: CliEnvironment["askSecret"];
+  /** The app's clock: noon on 1 January 2026 unless a test talks to a real hub, which uses its own. */
+  now?: () => number;
+}
+
 /** Runs `iq args…` in-process with its own IQ_HOME (or the given one) and no terminal. */
-async function iq(args: string[], options: { home?: string; env?: NodeJS.ProcessEnv; askSecret?: CliEnvironment["askSecret"] } = {}): Promise<Run> {
+async function iq(args: string[], options: RunOptions = {}): Promise<Run> {
   let stdout = "";
   let stderr = "";
   const status = await main(args, {
@@ -25,7 +34,7 @@ async function iq(args: string[], options: { home?: string; env?: NodeJS.Process
     stderr: (text) => (stderr += text),
     ...(options.askSecret && { askSecret: options.askSecret }),
     stop: AbortSignal.abort(),
-    now: () => NOON,
+    now: options.now ?? (() => NOON),
   });
   return { status, stdout, stderr };
 }
@@ -121,10 +130,10 @@ describe("iq: the command line", () => {
 
     const human = await iq(["code", "--pin", "2468"], { home, env: { IQ_BROKER: "mqtt://127.0.0.1:1" } });
     expect(human.status).toBe(0);
-    expect(human.stdout).toMatch(/^Code for open on iq-only: [0-9A-HJKMNP-TV-Z]{5} \(valid once, until about .+\)\n$/);
+    expect(human.stdout).toMatch(/^Code for open of door on iq-only: [0-9A-HJKMNP-TV-Z]{5} \(valid once, until about .+\)\n$/);
 
-    const json = await iq(["--json", "code", "--for", "office_on", "--pin", "2468"], { home });
-    expect(JSON.parse(json.stdout)).toMatchObject({ iqId: "iq-only", purpose: "office_on", validUntil: NOON + 180_000 });
+    const json = await iq(["--json", "code", "--for", "office_on", "--lock", "gate", "--pin", "2468"], { home });
+    expect(JSON.parse(json.stdout)).toMatchObject({ iqId: "iq-only", lock: "gate", purpose: "office_on", validUntil: NOON + 180_000 });
   });
 
   it("--iq is needed when the profile knows several IQs, or none", async () => {
@@ -137,6 +146,13 @@ describe("iq: the command line", () => {
 
     const none = await iq(["status"]);
     expect(none.stderr).toMatch(/knows no IQ yet: pass --iq ID/);
+  });
+
+  it("a TLS file that cannot be read is named before anything connects", async () => {
+    const run = await iq(["--iq", "iq-one", "status"], { env: { IQ_MQTT_CA: "/nonexistent/ca.pem" } });
+
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/^error tls_file_unreadable: cannot read \$IQ_MQTT_CA \(\/nonexistent\/ca\.pem\)/);
   });
 
   it("--profile chooses the profile file", async () => {
@@ -201,6 +217,28 @@ describe("iq over a broker", () => {
     const run = await iq(["--iq", "iq-refuses", "open", "--web", "--user", "u-1", "--code", "ABCDE"], { env: { IQ_BROKER: broker.url } });
 
     expect(run).toMatchObject({ status: 1, stderr: "error forbidden: web.open is not allowed here\n" });
+  });
+
+  it("against a real hub: claim, then user add says what to hand over and how to activate", async () => {
+    const iqHub = await startTestHub({ brokerUrl: broker.url });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const env = { IQ_BROKER: broker.url };
+    const now = Date.now;
+
+    const claim = await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, env, now });
+    expect(claim.stderr).toBe("");
+    expect(claim.stdout).toMatch(new RegExp(`^Claimed ${iqHub.iqId}: you are its owner, Alice \\(user id u-[0-9a-f]+\\)`));
+
+    const added = await iq(["user", "add", "--name", "Bob", "--role", "user", "--pin", "2469"], { home, env, now });
+    expect(added.stdout).toMatch(
+      new RegExp(
+        `^Added Bob \\(user\\)\\. Initial PIN: (\\d{6}) — hand it over in person; Bob activates with: iq activate --iq ${iqHub.iqId} --user u-[0-9a-f]+ --pin \\1\n$`,
+      ),
+    );
+    // The broker the profile paired over is remembered: no --broker needed from now on.
+    const listed = await iq(["--json", "user", "list", "--pin", "2469"], { home, now });
+    expect((JSON.parse(listed.stdout) as { users: unknown[] }).users).toHaveLength(2);
   });
 
   it("discover lists the IQs that announce themselves", async () => {

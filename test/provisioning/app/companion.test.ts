@@ -138,9 +138,10 @@ describe("Companion: sealed commands", () => {
 
     expect(inBox).toEqual([2, 3]);
     expect(onDisk).toEqual(inBox);
-    expect(iq.commands.map(({ op, args, pin }) => ({ op, args, pin }))).toEqual([
-      { op: "open", args: { lock: "door" }, pin: OWNER_PIN },
-      { op: "open", args: { lock: "gate" }, pin: OWNER_PIN },
+    // The expiry travels inside the seal too: a relay that holds a command back cannot extend it.
+    expect(iq.commands.map(({ op, args, pin, expiresAt }) => ({ op, args, pin, expiresAt }))).toEqual([
+      { op: "open", args: { lock: "door" }, pin: OWNER_PIN, expiresAt: NOON + 30_000 },
+      { op: "open", args: { lock: "gate" }, pin: OWNER_PIN, expiresAt: NOON + 30_000 },
     ]);
   });
 
@@ -225,7 +226,7 @@ describe("Companion: sealed commands", () => {
 });
 
 describe("Companion: Codes", () => {
-  it("a Code is made offline, its counter saved before it is returned, and only this IQ accepts it", async () => {
+  it("a Code is made offline, its counter saved before it is returned, and only this IQ accepts it, for this lock", async () => {
     const { iq, profile, app } = await claimed();
     const sent = iq.sent.length;
 
@@ -238,9 +239,10 @@ describe("Companion: Codes", () => {
     const activation = (await profile.read()).iqs[IQ]!;
     expect(activation.codeCounter).toBe(made.counter);
     const ours = { key: fromB64u(activation.codeKey), iqId: IQ, appId: activation.appId, code: made.code, now: NOON + 60_000, expectedPin: OWNER_PIN, lastCounter: 0 };
-    expect(validateCode({ ...ours, purpose: "open" })).toEqual({ ok: true, counter: made.counter });
-    expect(validateCode({ ...ours, purpose: "office_on" })).toMatchObject({ ok: false });
-    expect(validateCode({ ...ours, iqId: "iq-other", purpose: "open" })).toMatchObject({ ok: false });
+    expect(validateCode({ ...ours, purpose: "open", lock: "door" })).toEqual({ ok: true, counter: made.counter });
+    expect(validateCode({ ...ours, purpose: "open", lock: "gate" })).toMatchObject({ ok: false });
+    expect(validateCode({ ...ours, purpose: "office_on", lock: "door" })).toMatchObject({ ok: false });
+    expect(validateCode({ ...ours, iqId: "iq-other", purpose: "open", lock: "door" })).toMatchObject({ ok: false });
   });
 
   it("the second Code of a minute uses the next counter; a third waits for the next minute", async () => {

@@ -38,7 +38,7 @@ export class FakeIq implements Requester {
   readonly topicPrefix = "iq/v1";
   readonly sent: SentRequest[] = [];
   /** The sealed commands as the IQ opened them, with their counters. */
-  readonly commands: { counter: number; op: string; args: Record<string, unknown>; pin: string }[] = [];
+  readonly commands: { counter: number; op: string; args: Record<string, unknown>; pin: string; expiresAt: number }[] = [];
   readonly users = new Map<string, FakeUser>();
   readonly apps = new Map<string, FakeApp>();
   /** Called with each request before it is handled (tests look at the profile on disk here). */
@@ -132,7 +132,7 @@ export class FakeIq implements Requester {
     const context = { key: app.messageKey, iqId: this.iqId, appId: args.appId };
     const opened = open({ ...context, purpose: SEAL_PURPOSE.command, sealed: fromB64u(args.box), lastCounter: app.commandCounter });
     app.commandCounter = opened.counter;
-    const command = json(opened.payload) as { op: string; args: Record<string, unknown>; pin: string };
+    const command = json(opened.payload) as { op: string; args: Record<string, unknown>; pin: string; expiresAt: number };
     this.commands.push({ counter: opened.counter, ...command });
     const user = this.users.get(app.userId)!;
     if (command.pin !== user.pin) throw new AppError("pin_wrong", "wrong PIN");

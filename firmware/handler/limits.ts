@@ -1,0 +1,11 @@
+/** How long and how large requests may be; one place for the handler and the sealed-command path. */
+export const REQUESTS = {
+  /** Request ids are remembered this long: a repeat within it gets the first answer again. */
+  rememberMs: 24 * 60 * 60_000,
+  /** Largest request accepted. */
+  maxBytes: 256 * 1024,
+  /** A command lives at most this long. */
+  maxCommandLifetimeMs: 5 * 60_000,
+  /** Phones and IQs disagree on the time by seconds, laptops by more: expiry allows this much. */
+  clockSkewMs: 60_000,
+} as const;
