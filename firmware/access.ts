@@ -37,8 +37,9 @@ export class Access {
     const relay = this.relay(lock);
     await this.audit().record({ type: "opened", source: actor.source, user: actor.userId, lock });
     this.pulsing.add(lock);
+    const pulse = relay.pulse();
     this.lifecycle.setOpening(true);
-    void relay.pulse().finally(() => {
+    void pulse.finally(() => {
       this.pulsing.delete(lock);
       this.lifecycle.setOpening(this.pulsing.size > 0);
     });
