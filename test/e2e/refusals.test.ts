@@ -135,6 +135,35 @@ describe("refused, each with its own error code and event", () => {
   });
 });
 
+describe("requests", () => {
+  it("a request id is never executed twice: the repeat gets the first answer", async () => {
+    const { iq, bob, bobId } = await claimedWithBob();
+    const { code } = await bob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
+    const topics = topicsFor(iq.iqId);
+    const client: MqttClient = connect(broker.url, { protocolVersion: 4 });
+    await new Promise((resolve) => client.once("connect", resolve));
+    const replyTo = `${topics.responses}/dup`;
+    await client.subscribeAsync(replyTo, { qos: 1 });
+    const answers: string[] = [];
+    client.on("message", (_topic, payload) => answers.push(payload.toString()));
+    const envelope = (id: string, expiresAt: number) =>
+      JSON.stringify({ v: 1, id, op: "web.open", replyTo, expiresAt, args: { userId: bobId, lock: "door", code } });
+    await client.publishAsync(topics.requests, envelope("same-id", Date.now() + 30_000), { qos: 1 });
+    await client.publishAsync(topics.requests, envelope("same-id", Date.now() + 30_000), { qos: 1 });
+    await client.publishAsync(topics.requests, envelope("late", Date.now() - 5 * 60_000), { qos: 1 });
+    const deadline = Date.now() + 5_000;
+    while (answers.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await client.endAsync();
+    expect(answers[0]).toBe(answers[1]);
+    expect(JSON.parse(answers[0]!)).toMatchObject({ id: "same-id", ok: true });
+    expect(JSON.parse(answers[2]!)).toMatchObject({ id: "late", ok: false, error: { code: "request_expired" } });
+    const types = (await iq.hub.events.list({ limit: 100 })).map((e) => `${e.type}:${e.reason ?? ""}`);
+    expect(types.filter((t) => t.startsWith("opened"))).toHaveLength(1);
+    expect(types).toContain("refused:request_expired");
+    expect(types).not.toContain("refused:code_replay");
+  });
+});
+
 describe("spam", () => {
   it("garbage flooding the request topic does not lock out a real user", async () => {
     const { iq, bob, web, bobId } = await claimedWithBob();

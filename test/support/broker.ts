@@ -54,9 +54,13 @@ export function describeTestBroker(kind: TestBrokerKind): string {
     : `MQTT tests use the embedded aedes broker: ${kind.why}`;
 }
 
-export async function startTestBroker(): Promise<TestBroker> {
+/**
+ * `listenerOptions`: mosquitto lines for the test listener (TLS files, say); only mosquitto
+ * takes them, so such a test runs where mosquitto is installed (always in CI).
+ */
+export async function startTestBroker(options: { listenerOptions?: string[] } = {}): Promise<TestBroker> {
   const kind = testBrokerKind();
-  const runner = kind.kind === "mosquitto" ? mosquittoRunner(kind.path) : aedesRunner();
+  const runner = kind.kind === "mosquitto" ? mosquittoRunner(kind.path, options.listenerOptions ?? []) : aedesRunner();
   let port = 0;
   for (let attempt = 1; ; attempt += 1) {
     port = await freePort();
@@ -99,7 +103,7 @@ interface BrokerRunner {
 const running = new Set<ChildProcess>();
 process.once("exit", () => running.forEach((child) => child.kill("SIGKILL")));
 
-function mosquittoRunner(path: string): BrokerRunner {
+function mosquittoRunner(path: string, listenerOptions: readonly string[]): BrokerRunner {
   let child: ChildProcess | undefined;
   return {
     async start(port) {
@@ -107,7 +111,14 @@ function mosquittoRunner(path: string): BrokerRunner {
       const dir = mkdtempSync(join(tmpdir(), "iq-mosquitto-"));
       try {
         const conf = join(dir, "mosquitto.conf");
-        const lines = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "set_tcp_nodelay true", "persistence false", "log_dest stderr"];
+        const lines = [
+          `listener ${port} 127.0.0.1`,
+          ...listenerOptions,
+          "allow_anonymous true",
+          "set_tcp_nodelay true",
+          "persistence false",
+          "log_dest stderr",
+        ];
         writeFileSync(conf, lines.join("\n") + "\n");
         const started = spawn(path, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
         child = started;
