@@ -11,9 +11,9 @@ import type { IqEvent } from "../../provisioning/app/companion.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { RELAY_PIN, startTestHub } from "../support/hub.js";
 import { Phones } from "./phones.js";
+import { OWNER_PIN, until } from "./world.js";
 
 const MAIN = join(import.meta.dirname, "../../dist/firmware/main.js");
-const OWNER_PIN = "482915";
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -23,13 +23,6 @@ afterAll(async () => {
   await broker.stop();
 });
 
-async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe("broker outage", () => {
   it("stopped for 10 s while the door keeps being used: subscribers get every event in order", async () => {

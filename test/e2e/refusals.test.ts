@@ -3,45 +3,20 @@
  * and its own audit event, and nothing a spammer sends can lock a real user out.
  */
 import { connect, type MqttClient } from "mqtt";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateCode } from "../../provisioning/crypto/code.js";
 import { fromB64u } from "../../provisioning/pairing.js";
 import { topicsFor } from "../../provisioning/protocol/topics.js";
-import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { RELAY_PIN, startTestHub, type TestHub } from "../support/hub.js";
-import { Phones, refusal } from "./phones.js";
+import { RELAY_PIN, type TestHub } from "../support/hub.js";
+import { refusal } from "./phones.js";
+import { BOB_PIN, e2eWorld, OWNER_PIN } from "./world.js";
 
-let broker: TestBroker;
-let phones: Phones;
-const hubs: TestHub[] = [];
-const OWNER_PIN = "482915";
-const BOB_PIN = "730264";
-
-beforeAll(async () => {
-  broker = await startTestBroker();
-});
-afterAll(async () => {
-  await broker.stop();
-});
-beforeEach(() => {
-  phones = new Phones(broker.url);
-});
-afterEach(async () => {
-  await phones.close();
-  await Promise.all(hubs.splice(0).map((h) => h.stop()));
-});
+const world = e2eWorld();
+const phones = { phone: (name: string, now?: () => number) => world.phones().phone(name, now) };
 
 async function claimedWithBob(role: "user" | "superuser" = "user") {
-  const iq = await startTestHub({ brokerUrl: broker.url });
-  hubs.push(iq);
-  const owner = await phones.phone("owner");
-  await owner.app.claim({ iqId: iq.iqId, setupSecret: iq.setupSecret(), name: "Alice", pin: OWNER_PIN });
-  const added = await owner.app.addUser({ iqId: iq.iqId, pin: OWNER_PIN, name: "Bob", role });
-  const bob = await phones.phone("bob");
-  await bob.app.activate({ iqId: iq.iqId, userId: added.userId, pin: added.initialPin });
-  await bob.app.changePin({ iqId: iq.iqId, pin: added.initialPin, newPin: BOB_PIN });
-  const web = await phones.phone("web");
-  return { iq, owner, bob, web, bobId: added.userId };
+  const claimed = await world.claimedWithBob({ role });
+  return { ...claimed, web: await phones.phone("web") };
 }
 
 async function refusedReasons(iq: TestHub): Promise<string[]> {
@@ -59,8 +34,7 @@ describe("refused, each with its own error code and event", () => {
 
   it("a Code for another IQ", async () => {
     const { iq, bob, web, bobId } = await claimedWithBob();
-    const other = await startTestHub({ brokerUrl: broker.url });
-    hubs.push(other);
+    const other = await world.newHub();
     const owner2 = await phones.phone("owner2");
     await owner2.app.claim({ iqId: other.iqId, setupSecret: other.setupSecret(), name: "Zoe", pin: OWNER_PIN });
     const bobThere = await owner2.app.addUser({ iqId: other.iqId, pin: OWNER_PIN, name: "Bob", role: "user" });
@@ -140,7 +114,7 @@ describe("requests", () => {
     const { iq, bob, bobId } = await claimedWithBob();
     const { code } = await bob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
     const topics = topicsFor(iq.iqId);
-    const client: MqttClient = connect(broker.url, { protocolVersion: 4 });
+    const client: MqttClient = connect(world.broker().url, { protocolVersion: 4 });
     await new Promise((resolve) => client.once("connect", resolve));
     const replyTo = `${topics.responses}/dup`;
     await client.subscribeAsync(replyTo, { qos: 1 });
@@ -168,7 +142,7 @@ describe("spam", () => {
   it("garbage flooding the request topic does not lock out a real user", async () => {
     const { iq, bob, web, bobId } = await claimedWithBob();
     const topics = topicsFor(iq.iqId);
-    const spammer: MqttClient = connect(broker.url, { protocolVersion: 4 });
+    const spammer: MqttClient = connect(world.broker().url, { protocolVersion: 4 });
     await new Promise((resolve) => spammer.once("connect", resolve));
     const garbage = (i: number): string => {
       switch (i % 5) {

@@ -4,62 +4,20 @@
  * CI). Each test asserts what the door did (the relay pin), what the app got back, and the
  * audit events.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../firmware/audit.js";
-import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { BUTTON_PIN, RELAY_PIN, startTestHub, type TestHub } from "../support/hub.js";
-import { Phones, refusal } from "./phones.js";
+import { BUTTON_PIN, RELAY_PIN, type TestHub } from "../support/hub.js";
+import { refusal } from "./phones.js";
+import { BOB_PIN, e2eWorld, OWNER_PIN, until } from "./world.js";
 
-let broker: TestBroker;
-let phones: Phones;
-const hubs: TestHub[] = [];
-
-beforeAll(async () => {
-  broker = await startTestBroker();
-});
-afterAll(async () => {
-  await broker.stop();
-});
-beforeEach(() => {
-  phones = new Phones(broker.url);
-});
-afterEach(async () => {
-  await phones.close();
-  await Promise.all(hubs.splice(0).map((h) => h.stop()));
-});
-
-const OWNER_PIN = "482915";
-const BOB_PIN = "730264";
-
-async function newHub(config?: Record<string, unknown>): Promise<TestHub> {
-  const hub = await startTestHub({ brokerUrl: broker.url, ...(config ? { config } : {}) });
-  hubs.push(hub);
-  return hub;
-}
-
-async function until(condition: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const world = e2eWorld();
+const phones = { phone: (name: string) => world.phones().phone(name) };
+const newHub = (config?: Record<string, unknown>) => world.newHub(config);
+const claimedWithBob = (config?: Record<string, unknown>) => world.claimedWithBob(config ? { config } : {});
 
 async function events(iq: TestHub, type?: string): Promise<AuditEvent[]> {
   const all = await iq.hub.events.list({ limit: 500 });
   return type === undefined ? all : all.filter((e) => e.type === type);
-}
-
-/** Story 1 + 2 + 3 in one step, for the stories that build on them. */
-async function claimedWithBob(config?: Record<string, unknown>) {
-  const iq = await newHub(config);
-  const owner = await phones.phone("owner");
-  await owner.app.claim({ iqId: iq.iqId, setupSecret: iq.setupSecret(), name: "Alice", pin: OWNER_PIN });
-  const added = await owner.app.addUser({ iqId: iq.iqId, pin: OWNER_PIN, name: "Bob", role: "user" });
-  const bob = await phones.phone("bob");
-  await bob.app.activate({ iqId: iq.iqId, userId: added.userId, pin: added.initialPin });
-  await bob.app.changePin({ iqId: iq.iqId, pin: added.initialPin, newPin: BOB_PIN });
-  return { iq, owner, bob, bobId: added.userId };
 }
 
 function relayOpened(iq: TestHub): boolean {

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo } from "node:net";
+import { accepts, freePort } from "../../bench/net.js";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../firmware/transports/embedded-broker.js";
@@ -84,14 +84,6 @@ export async function startTestBroker(options: { listenerOptions?: string[] } = 
   };
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** One broker on a given port; `stop` is harmless when it is not running. */
 interface BrokerRunner {
@@ -175,13 +167,4 @@ async function waitUntilListening(child: ChildProcess, port: number): Promise<vo
   throw new Error(`mosquitto did not listen on port ${port} within ${START_TIMEOUT_MS} ms: ${output.trim()}`);
 }
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
+export { freePort };
