@@ -22,6 +22,8 @@ export class Access {
     private readonly locks: ReadonlyMap<string, Relay>,
     private readonly audit: () => Audit,
     private readonly lifecycle: Lifecycle,
+    /** Called when a lock's Office Mode changes (the retained state is published again). */
+    private readonly onOfficeModeChange: () => void = () => undefined,
   ) {}
 
   lockNames(): string[] {
@@ -57,6 +59,7 @@ export class Access {
       relay.lock();
     }
     this.lifecycle.setOfficeMode(this.office.size > 0);
+    this.onOfficeModeChange();
     return { lock, officeMode: on };
   }
 
@@ -65,6 +68,7 @@ export class Access {
     this.office.clear();
     for (const relay of this.locks.values()) relay.lock();
     this.lifecycle.setOfficeMode(false);
+    this.onOfficeModeChange();
   }
 
   /** Refuses an unknown lock before anything else is spent on the request. */

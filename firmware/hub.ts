@@ -95,7 +95,7 @@ export class Hub implements IqContext {
       shortPressMaxMs: config.button.shortPressMaxMs,
       holdThresholdsMs: [config.button.resetArmMs, config.button.resetCancelMs],
     });
-    this.access = new Access(this.locks, () => this.events, this.lifecycle);
+    this.access = new Access(this.locks, () => this.events, this.lifecycle, () => this.publishState());
     this.junk = new RateLimiter(this.now);
     this.deviceKeyFile = deviceKeyFile(config.stateDir);
   }

@@ -9,7 +9,7 @@
  * - The cipher key is derived with HKDF rather than being the device key itself, so anything
  *   else ever sealed under the device key gets its own key.
  * - A record that does not open (another device key, a damaged or altered record) is an
- *   IqError `secret_unreadable`, never a crash: the caller turns it into "not activated".
+ *   IqError `secret_unreadable`, never a crash: the request that needed it gets that error code.
  */
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { abytes, bytesToUtf8, randomBytes, utf8ToBytes } from "@noble/ciphers/utils.js";

@@ -57,8 +57,12 @@ export class Commands {
     await ctx.users.saveApp(current);
     const parsed = commandBox.safeParse(parseJson(opened.payload));
     if (!parsed.success) throw new IqError("request_malformed", `command: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-    if (parsed.data.expiresAt < ctx.now() - REQUESTS.clockSkewMs) {
+    const now = ctx.now();
+    if (parsed.data.expiresAt < now - REQUESTS.clockSkewMs) {
       throw new IqError("request_expired", "the command expired before it arrived (or this device's clock is wrong)");
+    }
+    if (parsed.data.expiresAt > now + REQUESTS.maxCommandLifetimeMs + REQUESTS.clockSkewMs) {
+      throw new IqError("request_malformed", "the command's expiresAt is too far ahead: a command lives at most 5 minutes");
     }
     const user = await ctx.users.require(app.userId);
     await this.checkPinOf(user, parsed.data.pin, source);

@@ -31,7 +31,7 @@ export interface IqContext {
   readonly events: Audit;
   readonly users: Users;
   readonly lockout: Lockout;
-  /** The per-IQ limiter for junk: malformed requests, replays, unknown users and apps. */
+  /** The per-IQ limiter for web Codes (before they are checked) and for refusals of requests that proved no app key. */
   readonly junk: RateLimiter;
   readonly access: Access;
   readonly lifecycle: Lifecycle;

@@ -20,7 +20,8 @@ import type { InboundRequest, OutboundResponse, RequestSink } from "../transport
 import { Commands } from "./commands.js";
 import type { IqContext } from "./context.js";
 import { Pairing } from "./pairing.js";
-import { REQUESTS } from "./limits.js";
+import { RateLimiter } from "../rate-limit.js";
+import { REFUSAL_EVENTS, REQUESTS } from "./limits.js";
 import { acceptUserCode } from "./refusals.js";
 import { requireAllowed } from "./roles.js";
 
@@ -51,8 +52,12 @@ export class RequestHandler {
   readonly pairing: Pairing;
   private readonly commands: Commands;
   private handled = 0;
+  /** Junk refusals recorded as events: a burst, then one a minute. */
+  private readonly junkEvents: RateLimiter;
+  private suppressedRefusals = 0;
 
   constructor(private readonly ctx: IqContext) {
+    this.junkEvents = new RateLimiter(ctx.now, REFUSAL_EVENTS);
     this.pairing = new Pairing(ctx);
     this.commands = new Commands(ctx, this.pairing);
   }
@@ -97,7 +102,7 @@ export class RequestHandler {
       // remembered only while the limiter allows, so a flood can fill neither disk nor audit.
       if (!state.authenticated && !state.charged && !ctx.junk.take()) return undefined;
       response = { v: PROTOCOL_VERSION, id: envelope.id, ok: false, error: body };
-      await this.recordRefusal(envelope, source, body);
+      await this.recordRefusal(envelope, source, body, state.authenticated);
     }
     if (!READ_ONLY.has(envelope.op)) await this.remember(envelope.id, response);
     return { payload: encode(response), replyTo };
@@ -175,9 +180,20 @@ export class RequestHandler {
     return topic !== undefined && topic.startsWith(prefix) && !/[#+]/.test(topic) ? topic : undefined;
   }
 
-  private async recordRefusal(envelope: RequestEnvelope, source: EventSource, error: ErrorBody): Promise<void> {
+  /**
+   * A refusal becomes an event. Those of requests that proved no app key are capped (a flood must
+   * not push real events out of the capped log): past the cap they are counted, and the count
+   * goes into the next refusal event that is recorded.
+   */
+  private async recordRefusal(envelope: RequestEnvelope, source: EventSource, error: ErrorBody, authenticated: boolean): Promise<void> {
     if (UNRECORDED.has(error.code)) return;
+    if (!authenticated && !this.junkEvents.take()) {
+      this.suppressedRefusals += 1;
+      return;
+    }
     const args = envelope.args;
+    const suppressed = this.suppressedRefusals;
+    this.suppressedRefusals = 0;
     this.ctx.lifecycle.showRefused();
     await this.ctx.events.record({
       type: "refused",
@@ -185,7 +201,7 @@ export class RequestHandler {
       reason: error.code,
       user: typeof args.userId === "string" ? args.userId : typeof args.appId === "string" ? `app:${args.appId}` : undefined,
       lock: typeof args.lock === "string" ? args.lock : undefined,
-      details: { op: envelope.op },
+      details: { op: envelope.op, ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}) },
     });
   }
 
