@@ -26,7 +26,8 @@ const ROUND_TRIP_TIMEOUT_MS = 5_000;
 const FIRST_ANSWER_TIMEOUT_MS = 10_000;
 const DESIGN_ROUND_TRIP = "DESIGN: ≈0.15–0.3 ms tuned, broker only";
 /** What the hub adds to the broker's share: every answered request id is written (synced) for 24 h. */
-const HUB_ROUND_TRIP = "+ handler queue and a synced request-id write";
+// status is read-only: no request id is stored, so this is the queue and the handler alone.
+const HUB_ROUND_TRIP = "+ handler queue (status is not remembered)";
 
 const STARTUP = {
   start: "hub start → unclaimed (claimWindow)",
