@@ -25,8 +25,7 @@ const ROUND_TRIP_TIMEOUT_MS = 5_000;
 /** Until the hub answers a first request: it connects to the broker after it is unclaimed. */
 const FIRST_ANSWER_TIMEOUT_MS = 10_000;
 const DESIGN_ROUND_TRIP = "DESIGN: ≈0.15–0.3 ms tuned, broker only";
-/** What the hub adds to the broker's share: every answered request id is written (synced) for 24 h. */
-// status is read-only: no request id is stored, so this is the queue and the handler alone.
+/** What the hub adds to the broker's share: `status` is read-only, so no request id is stored for it. */
 const HUB_ROUND_TRIP = "+ handler queue (status is not remembered)";
 
 const STARTUP = {

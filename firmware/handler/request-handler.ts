@@ -29,6 +29,8 @@ import { requireAllowed } from "./roles.js";
 /** Ops that read and change nothing: repeating them is harmless, so their ids are not stored. */
 const READ_ONLY: ReadonlySet<string> = new Set(["status", "events.list"]);
 const WEB_OPS: ReadonlySet<string> = new Set(["web.open", "web.office"]);
+/** What an unclaimed IQ answers: looking at it, and claiming it. */
+const BEFORE_CLAIM: ReadonlySet<PlainOp> = new Set(["status", "events.list", "pair.start", "pair.finish"]);
 
 interface RequestState {
   /** The request proved an app key (a sealed command opened): its refusals are not junk. */
@@ -76,7 +78,7 @@ export class RequestHandler {
       envelope = parseEnvelope(request.payload);
     } catch (error) {
       // No id to answer to, or not ours at all: junk, answered only while the limiter allows.
-        if (!ctx.junk.take()) return undefined;
+      if (!ctx.junk.take()) return undefined;
       return { payload: encode({ v: PROTOCOL_VERSION, id: "", ok: false, error: errorBody(error) }) };
     }
     const replyTo = this.replyTo(envelope);
@@ -120,7 +122,7 @@ export class RequestHandler {
       throw new IqError("request_malformed", `${op}: args.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
     }
     const args = parsed.data as Record<string, unknown>;
-    if (op !== "status" && op !== "events.list" && op !== "pair.start" && op !== "pair.finish" && ctx.lifecycle.phase !== "activated") {
+    if (!BEFORE_CLAIM.has(op) && ctx.lifecycle.phase !== "activated") {
       throw new IqError("not_claimed", "this IQ is not claimed yet: claim it first (story 1)");
     }
     switch (op) {
