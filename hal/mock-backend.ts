@@ -75,6 +75,15 @@ export class MockGpio implements GpioPort {
     this.setInput(bcm, activeLow ? 1 : 0);
   }
 
+  /**
+   * Presses now and releases after `ms`, on setTimeout: under fake timers the test advances the
+   * clock past `ms` (plus the debounce) to see the release.
+   */
+  hold(bcm: number, ms: number, wiring: ButtonWiring = {}): void {
+    this.press(bcm, wiring);
+    setTimeout(() => this.release(bcm, wiring), ms);
+  }
+
   /** The level of a pin: last driven for an output, last set for an input. */
   level(bcm: number): Level {
     const level = this.levels.get(bcm);

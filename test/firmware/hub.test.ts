@@ -68,11 +68,10 @@ describe("hub on mock GPIO", () => {
 
   it("holding reset for 9.9 s does nothing", async () => {
     await startHub();
-    gpio.press(BUTTON);
-    vi.advanceTimersByTime(9_900);
+    gpio.hold(BUTTON, 9_900);
+    vi.advanceTimersByTime(9_899);
     expect(hub.lifecycle.state).toBe("claimWindow");
-    gpio.release(BUTTON);
-    vi.advanceTimersByTime(100);
+    vi.advanceTimersByTime(101);
     expect(hub.lifecycle.state).toBe("claimWindow");
     expect(await hub.events.list()).toEqual([]);
   });
