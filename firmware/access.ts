@@ -5,7 +5,7 @@
  * Office Mode is not persisted on purpose: after a power cut the door comes back locked.
  */
 import type { Relay } from "../hal/relay.js";
-import type { Audit, EventSource } from "./audit.js";
+import type { Audit, AuditEventInput, EventSource } from "./audit.js";
 import { IqError } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
 
@@ -17,6 +17,8 @@ export interface Actor {
 export class Access {
   private readonly office = new Set<string>();
   private readonly pulsing = new Set<string>();
+  /** Bumped by lockAll(): a decision taken before it must not move a relay after it. */
+  private epoch = 0;
 
   constructor(
     private readonly locks: ReadonlyMap<string, Relay>,
@@ -37,7 +39,7 @@ export class Access {
   /** Pulses the lock; resolves once the event is on disk and the relay has opened. */
   async open(lock: string, actor: Actor): Promise<{ lock: string; officeMode: boolean }> {
     const relay = this.relay(lock);
-    await this.audit().record({ type: "opened", source: actor.source, user: actor.userId, lock });
+    await this.recordThenCheck({ type: "opened", source: actor.source, user: actor.userId, lock });
     this.pulsing.add(lock);
     const pulse = relay.pulse();
     this.lifecycle.setOpening(true);
@@ -50,7 +52,7 @@ export class Access {
 
   async setOfficeMode(lock: string, on: boolean, actor: Actor): Promise<{ lock: string; officeMode: boolean }> {
     const relay = this.relay(lock);
-    await this.audit().record({ type: on ? "office_on" : "office_off", source: actor.source, user: actor.userId, lock });
+    await this.recordThenCheck({ type: on ? "office_on" : "office_off", source: actor.source, user: actor.userId, lock });
     if (on) {
       this.office.add(lock);
       relay.hold();
@@ -65,10 +67,23 @@ export class Access {
 
   /** Every lock to its safe state (factory reset). */
   lockAll(): void {
+    this.epoch += 1;
     this.office.clear();
     for (const relay of this.locks.values()) relay.lock();
     this.lifecycle.setOfficeMode(false);
     this.onOfficeModeChange();
+  }
+
+  /**
+   * The decision is on disk before the relay moves; if every lock was forced safe meanwhile (a
+   * factory reset began while the event was being written), the relay does not move at all.
+   */
+  private async recordThenCheck(event: AuditEventInput): Promise<void> {
+    const epoch = this.epoch;
+    await this.audit().record(event);
+    if (epoch !== this.epoch || this.lifecycle.phase !== "activated") {
+      throw new IqError("resetting", "the IQ is being reset: nothing opens now");
+    }
   }
 
   /** Refuses an unknown lock before anything else is spent on the request. */

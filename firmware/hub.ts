@@ -14,7 +14,7 @@ import { Access } from "./access.js";
 import { Audit } from "./audit.js";
 import { isClockSynced, TrustedClock } from "./clock.js";
 import type { HubConfig } from "./config.js";
-import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey } from "./device-key.js";
+import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey, readDeviceKey } from "./device-key.js";
 import type { IqContext, StatusResult } from "./handler/context.js";
 import { RequestHandler } from "./handler/request-handler.js";
 import { LED_TABLE, describePattern } from "./led-table.js";
@@ -41,15 +41,19 @@ export interface HubOptions {
   checkClockSynced?: () => Promise<boolean>;
 }
 
-/** Keys of the `meta` sublevel. */
-const META = { iqId: "iqId", claimed: "claimed", lastTrustedTime: "lastTrustedTime" } as const;
+/** Keys of the `meta` sublevel. `resetting` marks a factory reset under way (power may fail). */
+const META = { iqId: "iqId", claimed: "claimed", lastTrustedTime: "lastTrustedTime", resetting: "resetting" } as const;
 
 
-/** The parts that exist only once the store is open (and are rebuilt by a factory reset). */
-interface Running {
-  store: Store;
+/** What the device key opens: replaced by a factory reset. */
+interface Keyed {
   secrets: SecretStore;
   users: Users;
+}
+
+/** The parts that exist once the store is open. The audit trail outlives a factory reset. */
+interface Running extends Keyed {
+  store: Store;
   audit: Audit;
   lockout: Lockout;
   iqId: string;
@@ -135,7 +139,15 @@ export class Hub implements IqContext {
   /** Loads keys and state, then leaves "booting" for "unclaimed" (claim window open) or "activated". */
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
-    this.running = await this.openState(store);
+    const keyExisted = (await readDeviceKey(this.deviceKeyFile)) !== undefined;
+    this.running = {
+      store,
+      audit: await Audit.open(store, config.audit.maxEvents, this.now),
+      lockout: new Lockout(store, this.now),
+      iqId: await this.ensureIqId(store),
+      ...(await this.openKeyed(store)),
+    };
+    this.handler = new RequestHandler(this);
     const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
     if (assumeSynced) log.warn("the clock is taken as synchronised without asking (mock GPIO or clock.assumeSynced)");
     this.clock = await TrustedClock.open({
@@ -174,9 +186,17 @@ export class Hub implements IqContext {
         pin: config.button.pin,
       });
     }
-    this.handler = new RequestHandler(this);
     const claimed = (await store.get<boolean>("meta", META.claimed)) === true;
-    if (!claimed) await this.becomeUnclaimed();
+    const interrupted = (await store.get<boolean>("meta", META.resetting)) === true;
+    if (interrupted || (claimed && !keyExisted)) {
+      // Either way the secrets in the store can no longer be read: finish what a reset would do.
+      log.error(
+        interrupted
+          ? "a factory reset was interrupted (power cut?): finishing it"
+          : `the device key ${this.deviceKeyFile} is missing, so no secret can be read: resetting the IQ`,
+      );
+      await this.wipe("system");
+    } else if (!claimed) await this.becomeUnclaimed();
     else this.lifecycle.enter("activated");
     if (this.options.mqtt !== false) {
       this.transport = new MqttTransport({
@@ -241,26 +261,36 @@ export class Hub implements IqContext {
   }
 
   /**
-   * Wipes every secret and user and returns the IQ to "unclaimed" (story 8). The device key goes
-   * first: if power fails halfway, whatever is left in the store can no longer be read.
+   * Wipes every secret and user and returns the IQ to "unclaimed" (story 8). The door locks at
+   * once; the wipe waits its turn behind a request being handled, so nothing that request does
+   * can land in the fresh store or open the door after the reset.
    */
   factoryReset(source: "button" | "system"): Promise<void> {
-    this.resetting ??= this.runFactoryReset(source).finally(() => (this.resetting = undefined));
+    if (this.resetting !== undefined) return this.resetting;
+    this.lifecycle.enter("resetting");
+    this.access.lockAll();
+    this.resetting = this.requests.exclusive(() => this.wipe(source)).finally(() => (this.resetting = undefined));
     return this.resetting;
   }
 
-  private async runFactoryReset(source: "button" | "system"): Promise<void> {
+  /**
+   * The reset itself. A synced marker goes first and the device key next: if power fails
+   * halfway, the next start finds the marker and finishes, and whatever is left in the store can
+   * no longer be read anyway.
+   */
+  private async wipe(source: "button" | "system"): Promise<void> {
     const { log } = this.options;
     const { store, iqId, secrets } = this.run;
     log.warn("factory reset: wiping keys, PINs, users and activations");
     this.lifecycle.enter("resetting");
     this.access.lockAll();
     this.handler?.pairing.clear();
+    await store.put("meta", META.resetting, true);
     secrets.close();
     await destroyDeviceKey(this.deviceKeyFile);
     await store.wipeForReset();
     await store.put("meta", META.iqId, iqId);
-    this.running = await this.openState(store);
+    this.running = { ...this.run, ...(await this.openKeyed(store)) };
     await this.events.record({ type: "factory_reset", source });
     await this.becomeUnclaimed();
     log.info("factory reset done: the IQ is unclaimed, claim window open");
@@ -274,18 +304,11 @@ export class Hub implements IqContext {
     this.lifecycle.openClaimWindow(config.claimWindowMs);
   }
 
-  private async openState(store: Store): Promise<Running> {
+  private async openKeyed(store: Store): Promise<Keyed> {
     const deviceKey = await ensureDeviceKey(this.deviceKeyFile);
     const secrets = new SecretStore(store, deviceKey);
     deviceKey.fill(0);
-    return {
-      store,
-      secrets,
-      users: new Users(store, secrets, this.now),
-      audit: await Audit.open(store, this.options.config.audit.maxEvents, this.now),
-      lockout: new Lockout(store, this.now),
-      iqId: await this.ensureIqId(store),
-    };
+    return { secrets, users: new Users(store, secrets, this.now) };
   }
 
   /** The configured id, else the one generated at first start and kept in the store. */

@@ -4,6 +4,8 @@ export const REQUESTS = {
   rememberMs: 24 * 60 * 60_000,
   /** Largest request accepted. */
   maxBytes: 256 * 1024,
+  /** Requests waiting for the handler; more are dropped (a flood must not exhaust a Pi Zero's memory). */
+  maxQueued: 100,
   /** A command lives at most this long. */
   maxCommandLifetimeMs: 5 * 60_000,
   /** Phones and IQs disagree on the time by seconds, laptops by more: expiry allows this much. */

@@ -54,6 +54,7 @@ export class RequestHandler {
   readonly pairing: Pairing;
   private readonly commands: Commands;
   private handled = 0;
+  private waiting = 0;
   /** Junk refusals recorded as events: a burst, then one a minute. */
   private readonly junkEvents: RateLimiter;
   private suppressedRefusals = 0;
@@ -64,12 +65,19 @@ export class RequestHandler {
     this.commands = new Commands(ctx, this.pairing);
   }
 
-  /** The sink transports call. */
+  /** The sink transports call. A flood beyond MAX_QUEUED waiting requests is dropped unread. */
   readonly sink: RequestSink = (request) => {
-    const result = this.queue.then(() => this.handle(request));
+    if (this.waiting >= REQUESTS.maxQueued) return Promise.resolve(undefined);
+    this.waiting += 1;
+    return this.exclusive(() => this.handle(request)).finally(() => (this.waiting -= 1));
+  };
+
+  /** Runs `task` alone: after the request being handled, before the next (a factory reset). */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task);
     this.queue = result.catch(() => undefined);
     return result;
-  };
+  }
 
   private async handle(request: InboundRequest): Promise<OutboundResponse | undefined> {
     const { ctx } = this;

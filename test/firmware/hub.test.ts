@@ -31,7 +31,7 @@ describe("hub on mock GPIO", () => {
   let hub: Hub;
   const lines: string[] = [];
 
-  async function startHub(setup?: (gpio: MockGpio) => void): Promise<Hub> {
+  async function startHub(setup?: (gpio: MockGpio) => void, before?: (store: Store) => Promise<void>): Promise<Hub> {
     gpio = new MockGpio();
     setup?.(gpio);
     const config = validateConfig({ stateDir, gpio: { backend: "mock" } });
@@ -42,7 +42,9 @@ describe("hub on mock GPIO", () => {
       mqtt: false,
       checkClockSynced: () => Promise.resolve(true),
     });
-    await hub.start(await Store.open(stateDir));
+    const store = await Store.open(stateDir);
+    await before?.(store);
+    await hub.start(store);
     return hub;
   }
 
@@ -147,5 +149,36 @@ describe("hub on mock GPIO", () => {
     expect(gpio.level(RELAY)).toBe(0);
     expect(ledColor(gpio)).toBe("off");
     expect(existsSync(hub.deviceKeyFile)).toBe(true);
+  });
+
+  it("a factory reset that begins while a request is deciding never leaves the door open", async () => {
+    await startHub();
+    hub.lifecycle.enter("activated");
+    const deciding = hub.access.setOfficeMode("door", true, { userId: "u-1", source: "app" });
+    const reset = hub.factoryReset("button");
+    await expect(deciding).rejects.toMatchObject({ code: "resetting" });
+    await reset;
+    expect(gpio.level(RELAY)).toBe(0);
+    expect(hub.access.isOfficeMode("door")).toBe(false);
+    expect(hub.lifecycle.phase).toBe("unclaimed");
+  });
+
+  it("a factory reset cut short by a power failure is finished at the next start", async () => {
+    await startHub(undefined, async (store) => {
+      await store.put("meta", "claimed", true);
+      await store.put("meta", "resetting", true);
+      await store.put("users", "alice", { role: "owner" });
+    });
+    expect(hub.lifecycle.phase).toBe("unclaimed");
+    expect(await hub["store"].get("users", "alice")).toBeUndefined();
+    expect((await hub.events.list()).map((e) => [e.type, e.source])).toEqual([["factory_reset", "system"]]);
+  });
+
+  it("a claimed IQ whose device key is gone resets itself instead of running on unreadable secrets", async () => {
+    await startHub(undefined, async (store) => {
+      await store.put("meta", "claimed", true);
+    });
+    expect(lines.some((l) => l.includes("device key") && l.includes("missing"))).toBe(true);
+    expect(hub.lifecycle.phase).toBe("unclaimed");
   });
 });
