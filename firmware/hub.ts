@@ -24,8 +24,8 @@ import type { Logger } from "./log.js";
 import { RateLimiter } from "./rate-limit.js";
 import { attachResetButton } from "./reset-button.js";
 import { SecretStore } from "./secret-store.js";
-import { ensureSetupSecret, forgetSetupSecret, readSetupSecret, setupSecretFile } from "./setup-secret.js";
-import type { Store } from "./store.js";
+import { ensureSetupSecret, readSetupSecret, removeSetupSecretFile, setupSecretDelOp, setupSecretFile } from "./setup-secret.js";
+import type { Store, StoreOp } from "./store.js";
 import { MqttTransport } from "./transports/mqtt.js";
 import { Users } from "./users.js";
 import { VERSION } from "./version.js";
@@ -197,7 +197,11 @@ export class Hub implements IqContext {
       );
       await this.wipe("system");
     } else if (!claimed) await this.becomeUnclaimed();
-    else this.lifecycle.enter("activated");
+    else {
+      // A crash right after a claim can leave the file behind.
+      await removeSetupSecretFile(config.stateDir);
+      this.lifecycle.enter("activated");
+    }
     if (this.options.mqtt !== false) {
       this.transport = new MqttTransport({
         config: config.mqtt,
@@ -241,12 +245,15 @@ export class Hub implements IqContext {
     return readSetupSecret(this.run.secrets);
   }
 
-  async markClaimed(): Promise<void> {
-    // Secret first: a crash in between leaves an unclaimed IQ that makes a new one at start.
-    await forgetSetupSecret(this.run.secrets, this.options.config.stateDir);
-    await this.store.put("meta", META.claimed, true);
+  claimOps(): StoreOp[] {
+    return [setupSecretDelOp(this.run.secrets), { type: "put", in: "meta", key: META.claimed, value: true }];
+  }
+
+  async afterClaim(): Promise<void> {
+    await removeSetupSecretFile(this.options.config.stateDir);
     this.lifecycle.enter("activated");
   }
+
 
   /** Short press: one status line in the log; an unclaimed IQ also opens its claim window. */
   showStatus(): void {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { CROCKFORD_ALPHABET } from "../provisioning/crypto/crockford.js";
 import { formatSetupSecret, SETUP_SECRET_SYMBOLS } from "../provisioning/pairing.js";
 import type { SecretStore } from "./secret-store.js";
+import type { StoreOp } from "./store.js";
 
 const SECRET_KEY = "setup-secret";
 
@@ -37,7 +38,12 @@ export async function readSetupSecret(secrets: SecretStore): Promise<string | un
   return typeof stored === "string" ? stored : undefined;
 }
 
-export async function forgetSetupSecret(secrets: SecretStore, stateDir: string): Promise<void> {
-  await secrets.del(SECRET_KEY);
+/** The sealed secret's deletion, committed in one batch with the owner and the claimed mark. */
+export function setupSecretDelOp(secrets: SecretStore): StoreOp {
+  return secrets.delOp(SECRET_KEY);
+}
+
+/** After the claim is on disk; a crash before this leaves a file that the next start removes. */
+export async function removeSetupSecretFile(stateDir: string): Promise<void> {
   await rm(setupSecretFile(stateDir), { force: true });
 }

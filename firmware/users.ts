@@ -88,13 +88,13 @@ export class Users {
   }
 
   /** A new user with a random initial PIN (story 2), or the owner with the PIN they chose (story 1). */
-  async add(name: string, role: Role, chosenPin?: string, extra: StoreOp[] = []): Promise<NewUser> {
+  async add(name: string, role: Role, chosenPin?: string, extra: (user: User) => StoreOp[] = () => []): Promise<NewUser> {
     const user: User = { userId: `u-${randomBytes(6).toString("hex")}`, name, role, createdAt: this.isoNow() };
     const pin = chosenPin ?? randomPin();
     await this.store.commit([
       { type: "put", in: "users", key: user.userId, value: user },
       this.secrets.sealOp(pinKey(user.userId), { pin, pending: chosenPin === undefined } satisfies PinRecord),
-      ...extra,
+      ...extra(user),
     ]);
     return { user, initialPin: pin };
   }
@@ -138,13 +138,17 @@ export class Users {
   }
 
   /** Stores a newly activated app; an activation with the random PIN uses that PIN up. */
-  async addApp(record: AppRecord, pinUsedUp: PinRecord | undefined, extra: StoreOp[] = []): Promise<void> {
-    await this.store.commit([
+  async addApp(record: AppRecord, pinUsedUp: PinRecord | undefined): Promise<void> {
+    await this.store.commit(this.appOps(record, pinUsedUp));
+  }
+
+  /** The writes that store an activated app, to commit alone or with others (a claim). */
+  appOps(record: AppRecord, pinUsedUp: PinRecord | undefined): StoreOp[] {
+    return [
       { type: "put", in: "apps", key: record.appId, value: record.userId },
       this.secrets.sealOp(appKey(record.appId), record),
       ...(pinUsedUp ? [this.secrets.sealOp(pinKey(record.userId), { ...pinUsedUp, pending: false })] : []),
-      ...extra,
-    ]);
+    ];
   }
 
   /** Persists an app's counters: called before acting on what they admitted, so nothing runs twice. */

@@ -21,9 +21,9 @@ import { IqError } from "../errors.js";
 import type { AppRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
 import type { Pairing } from "./pairing.js";
-import { REQUESTS } from "./limits.js";
+import { assertUnexpired } from "./expiry.js";
 import { requireAllowed, requireManages } from "./roles.js";
-import { acceptUserCode, clearLockoutOps, lockedError, lockoutKey, requirePin, samePin } from "./refusals.js";
+import { acceptUserCode, clearLockoutOps, lockedError, lockoutKey, requirePin, samePin, type WrongPinCodes } from "./refusals.js";
 
 interface Caller {
   user: User;
@@ -35,6 +35,7 @@ export class Commands {
   constructor(
     private readonly ctx: IqContext,
     private readonly pairing: Pairing,
+    private readonly wrongPins: WrongPinCodes,
   ) {}
 
   /** Opens the box, checks counter, PIN and role, runs the command, seals the answer. */
@@ -57,13 +58,7 @@ export class Commands {
     await ctx.users.saveApp(current);
     const parsed = commandBox.safeParse(parseJson(opened.payload));
     if (!parsed.success) throw new IqError("request_malformed", `command: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-    const now = ctx.now();
-    if (parsed.data.expiresAt < now - REQUESTS.clockSkewMs) {
-      throw new IqError("request_expired", "the command expired before it arrived (or this device's clock is wrong)");
-    }
-    if (parsed.data.expiresAt > now + REQUESTS.maxCommandLifetimeMs + REQUESTS.clockSkewMs) {
-      throw new IqError("request_malformed", "the command's expiresAt is too far ahead: a command lives at most 5 minutes");
-    }
+    assertUnexpired([parsed.data.expiresAt], ctx.now(), ctx.clockSynced());
     const user = await ctx.users.require(app.userId);
     await this.checkPinOf(user, parsed.data.pin, source);
     const { op } = parsed.data;
@@ -119,6 +114,7 @@ export class Commands {
         const target = await ctx.users.require(userId);
         requireManages(caller.user, target.role);
         await ctx.users.remove(userId, clearLockoutOps(ctx, userId));
+        this.pairing.forgetUser(userId);
         await ctx.events.record({ type: "user_removed", source: caller.source, user: caller.user.userId, details: { userId } });
         return { userId };
       }
@@ -161,8 +157,9 @@ export class Commands {
       throw new IqError("forbidden", "the Owner changes their own PIN with 'pin change'; a forgotten Owner PIN needs a factory reset");
     }
     const target = await ctx.users.require(args.userId);
-    await acceptUserCode(ctx, caller.user, "owner_reset", args.code, caller.source);
+    await acceptUserCode(ctx, this.wrongPins, { user: caller.user, purpose: "owner_reset", code: args.code, source: caller.source });
     const initialPin = await ctx.users.resetPin(target.userId, clearLockoutOps(ctx, target.userId));
+    this.pairing.forgetUser(target.userId);
     await ctx.events.record({ type: "pin_reset", source: caller.source, user: caller.user.userId, details: { userId: target.userId } });
     return { userId: target.userId, initialPin };
   }

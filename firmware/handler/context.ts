@@ -8,7 +8,7 @@ import type { Lifecycle } from "../lifecycle.js";
 import type { Lockout } from "../lockout.js";
 import type { Logger } from "../log.js";
 import type { RateLimiter } from "../rate-limit.js";
-import type { Store } from "../store.js";
+import type { Store, StoreOp } from "../store.js";
 import type { Users } from "../users.js";
 
 export interface StatusResult {
@@ -42,8 +42,10 @@ export interface IqContext {
   status(): StatusResult;
   /** The setup secret while unclaimed (story 1); undefined once claimed. */
   setupSecret(): Promise<string | undefined>;
-  /** The owner's claim succeeded: the IQ is activated, the setup secret gone. */
-  markClaimed(): Promise<void>;
+  /** The writes that mark the IQ claimed and forget its setup secret, committed with the owner. */
+  claimOps(): StoreOp[];
+  /** After the claim is on disk: the setup secret's file goes, the IQ is activated. */
+  afterClaim(): Promise<void>;
   /** Settings that a backup carries (story 8). */
   settings(): Record<string, unknown>;
 }

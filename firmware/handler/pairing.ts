@@ -30,7 +30,7 @@ import type { z } from "zod";
 import { IqError } from "../errors.js";
 import type { AppRecord, PinRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
-import { countWrong, lockoutKey, requireMayTry, requirePin } from "./refusals.js";
+import { countWrong, lockoutKey, requireMayTry, requirePin, samePin } from "./refusals.js";
 
 export const PAIRING = {
   /** A run not finished within this is forgotten (its guess stays counted). */
@@ -74,8 +74,19 @@ export class Pairing {
 
   /** Everything pending is void (factory reset). */
   clear(): void {
+    for (const session of this.sessions.values()) session.result.isk.fill(0);
     this.sessions.clear();
     this.invites.clear();
+  }
+
+  /** A PIN reset or removal voids the user's runs and invitation (they were for the old PIN). */
+  forgetUser(userId: string): void {
+    for (const [id, session] of this.sessions) {
+      if (session.user?.userId !== userId) continue;
+      session.result.isk.fill(0);
+      this.sessions.delete(id);
+    }
+    this.invites.delete(userId);
   }
 
   async start(args: StartArgs): Promise<{ session: string; share: string; confirm: string }> {
@@ -123,6 +134,7 @@ export class Pairing {
     try {
       cpaceVerifyConfirm(session.result, fromB64u(args.confirm, "confirm"));
     } catch {
+      session.result.isk.fill(0);
       throw new IqError("pair_failed", failureMessage(session.kind));
     }
     const keys = deriveAppKeys(session.result.isk, { iqId: ctx.iqId, appId: session.appId });
@@ -164,18 +176,26 @@ export class Pairing {
       }
       checkPin(box.pin);
       if (ctx.lifecycle.phase !== "unclaimed") throw new IqError("already_claimed", "this IQ was claimed meanwhile");
-      const { user } = await ctx.users.add(box.name, "owner", box.pin);
-      await ctx.users.addApp({ ...app, userId: user.userId }, undefined);
-      await ctx.markClaimed();
+      // One batch: a crash leaves either an unclaimed IQ or a claimed one with its owner, never half.
+      const { user } = await ctx.users.add(box.name, "owner", box.pin, (owner) => [
+        ...ctx.users.appOps({ ...app, userId: owner.userId }, undefined),
+        ...ctx.claimOps(),
+      ]);
+      await ctx.afterClaim();
       await ctx.events.record({ type: "claimed", source: "app", user: user.userId });
       return user;
     }
-    const user = session.user!;
+    // The user may have been removed, or their PIN reset, while this run was open.
+    const user = await ctx.users.require(session.user!.userId);
+    const pin = await ctx.users.pin(user.userId);
+    if (pin === undefined || !samePin(pin.pin, session.pin!.pin) || (session.kind === "activate" && !pin.pending)) {
+      throw new IqError("pair_failed", "this activation is out of date (the PIN was reset meanwhile): start again");
+    }
     await ctx.lockout.recordSuccess(lockoutKey(user.userId, "app"));
     if ((await ctx.users.appIds(user.userId)).length >= CODE_PARAMS.devicesPerUser) {
       throw new IqError("too_many_devices", `a user may have at most ${CODE_PARAMS.devicesPerUser} devices on an IQ`);
     }
-    await ctx.users.addApp({ ...app, userId: user.userId }, session.kind === "activate" ? session.pin : undefined);
+    await ctx.users.addApp({ ...app, userId: user.userId }, session.kind === "activate" ? pin : undefined);
     await ctx.events.record({
       type: session.kind === "activate" ? "activated" : "device_added",
       source: "app",
@@ -230,7 +250,11 @@ export class Pairing {
 
   private sweep(): void {
     const now = this.ctx.now();
-    for (const [id, session] of this.sessions) if (session.expiresAt < now) this.sessions.delete(id);
+    for (const [id, session] of this.sessions) {
+      if (session.expiresAt >= now) continue;
+      session.result.isk.fill(0);
+      this.sessions.delete(id);
+    }
     for (const [id, invite] of this.invites) if (invite.expiresAt < now) this.invites.delete(id);
   }
 }

@@ -3,7 +3,8 @@
  * what a wrong attempt costs. One place, so the web Code path, the sealed-command path and the
  * pairing path cannot drift apart on lockout or on what counts as junk.
  */
-import { validateCodeForUser, type CodePurpose } from "../../provisioning/crypto/code.js";
+import { CODE_PARAMS, validateCodeForUser, type CodePurpose } from "../../provisioning/crypto/code.js";
+import { decodeCrockford, encodeCrockford } from "../../provisioning/crypto/crockford.js";
 import { equalBytes, utf8 } from "../../provisioning/crypto/bytes.js";
 import { fromB64u } from "../../provisioning/pairing.js";
 import type { EventSource } from "../audit.js";
@@ -79,17 +80,50 @@ export function requireClock(ctx: IqContext): void {
  * user is tried. On success the device's Code counter is stored before the caller acts, which is
  * what makes the Code single-use.
  */
-export async function acceptUserCode(
-  ctx: IqContext,
-  user: User,
-  purpose: CodePurpose,
-  code: string,
-  source: EventSource,
-  lock?: string,
-): Promise<AppRecord> {
+/**
+ * Codes refused as made with a wrong PIN, remembered for as long as a Code can be valid. A wrong
+ * PIN spends no counter, so without this one mistyped Code, replayed by whoever saw it (the cloud
+ * sees every web Code), would count again and again against its user. A repeat is a replay.
+ */
+export class WrongPinCodes {
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly now: () => number) {}
+
+  has(userId: string, purpose: CodePurpose, code: string): boolean {
+    const now = this.now();
+    for (const [key, until] of this.seen) if (until < now) this.seen.delete(key);
+    return this.seen.has(keyOf(userId, purpose, code));
+  }
+
+  add(userId: string, purpose: CodePurpose, code: string): void {
+    const validMs = (CODE_PARAMS.stepsBack + CODE_PARAMS.stepsAhead + 1) * CODE_PARAMS.stepSeconds * 1000;
+    this.seen.set(keyOf(userId, purpose, code), this.now() + validMs);
+  }
+}
+
+/** Codes are case-insensitive with look-alikes (O→0, I/L→1): compare their canonical form. */
+function keyOf(userId: string, purpose: CodePurpose, code: string): string {
+  return `${userId}\u0000${purpose}\u0000${encodeCrockford(decodeCrockford(code, CODE_PARAMS.symbols))}`;
+}
+
+export interface CodeAttempt {
+  user: User;
+  purpose: CodePurpose;
+  code: string;
+  source: EventSource;
+  /** The lock an open or Office Mode Code is bound to. */
+  lock?: string;
+}
+
+export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, attempt: CodeAttempt): Promise<AppRecord> {
+  const { user, purpose, code, source, lock } = attempt;
   const apps = await ctx.users.apps(user.userId);
   if (apps.length === 0) throw new IqError("not_activated", `user ${user.userId} has no activated app on this IQ`);
   requireClock(ctx);
+  if (wrongPins.has(user.userId, purpose, code)) {
+    throw new IqError("code_replay", "this Code was already refused: make a new Code");
+  }
   await requireMayTry(ctx, user.userId, source);
   const { pin } = await requirePin(ctx, user.userId);
   const verdict = validateCodeForUser({
@@ -110,6 +144,7 @@ export async function acceptUserCode(
   }
   switch (verdict.reason) {
     case "wrong_pin":
+      wrongPins.add(user.userId, purpose, code);
       await countWrong(ctx, user, source);
       throw new IqError("pin_wrong", "the Code was made with a wrong PIN");
     case "replay":

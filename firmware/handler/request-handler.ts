@@ -21,8 +21,9 @@ import { Commands } from "./commands.js";
 import type { IqContext } from "./context.js";
 import { Pairing } from "./pairing.js";
 import { RateLimiter } from "../rate-limit.js";
+import { assertUnexpired } from "./expiry.js";
 import { REFUSAL_EVENTS, REQUESTS } from "./limits.js";
-import { acceptUserCode } from "./refusals.js";
+import { acceptUserCode, WrongPinCodes } from "./refusals.js";
 import { requireAllowed } from "./roles.js";
 
 
@@ -55,14 +56,16 @@ export class RequestHandler {
   private readonly commands: Commands;
   private handled = 0;
   private waiting = 0;
+  private readonly wrongPins: WrongPinCodes;
   /** Junk refusals recorded as events: a burst, then one a minute. */
   private readonly junkEvents: RateLimiter;
   private suppressedRefusals = 0;
 
   constructor(private readonly ctx: IqContext) {
     this.junkEvents = new RateLimiter(ctx.now, REFUSAL_EVENTS);
+    this.wrongPins = new WrongPinCodes(ctx.now);
     this.pairing = new Pairing(ctx);
-    this.commands = new Commands(ctx, this.pairing);
+    this.commands = new Commands(ctx, this.pairing, this.wrongPins);
   }
 
   /** The sink transports call. A flood beyond MAX_QUEUED waiting requests is dropped unread. */
@@ -156,11 +159,11 @@ export class RequestHandler {
         const actor = { userId, source };
         ctx.access.requireLock(lock);
         if (op === "web.open") {
-          await acceptUserCode(ctx, user, "open", code, source, lock);
+          await acceptUserCode(ctx, this.wrongPins, { user, purpose: "open", code, source, lock });
           return ctx.access.open(lock, actor);
         }
         const on = args.on === true;
-        await acceptUserCode(ctx, user, on ? "office_on" : "office_off", code, source, lock);
+        await acceptUserCode(ctx, this.wrongPins, { user, purpose: on ? "office_on" : "office_off", code, source, lock });
         return ctx.access.setOfficeMode(lock, on, actor);
       }
     }
@@ -168,20 +171,15 @@ export class RequestHandler {
 
   /** MQTT 5 message expiry and the envelope's own, whichever comes first; commands always expire. */
   private checkExpiry(envelope: RequestEnvelope, transportExpiry: number | undefined): void {
-    const now = this.ctx.now();
     const op = envelope.op as PlainOp;
     if (READ_ONLY.has(op)) return;
     const expiries = [envelope.expiresAt, transportExpiry].filter((t): t is number => t !== undefined);
     if (COMMANDS.has(op) && expiries.length === 0) {
       throw new IqError("request_malformed", `${envelope.op} must carry expiresAt (ms since the epoch)`);
     }
-    if (expiries.some((t) => t < now - REQUESTS.clockSkewMs)) {
-      throw new IqError("request_expired", "the request expired before it arrived (or this device's clock is wrong)");
-    }
-    if (COMMANDS.has(op) && Math.min(...expiries) > now + REQUESTS.maxCommandLifetimeMs + REQUESTS.clockSkewMs) {
-      throw new IqError("request_malformed", "expiresAt is too far ahead: a command lives at most 5 minutes");
-    }
+    assertUnexpired(expiries, this.ctx.now(), this.ctx.clockSynced());
   }
+
 
   /** Only inside this IQ's response tree: a request must never make the hub publish elsewhere. */
   private replyTo(envelope: RequestEnvelope): string | undefined {

@@ -62,6 +62,20 @@ describe("refused, each with its own error code and event", () => {
     expect(await refusal(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code }))).toBe("clock_unsynced");
     expect(await refusedReasons(iq)).toEqual(["clock_unsynced"]);
     await bob.app.open({ iqId: iq.iqId, pin: BOB_PIN });
+    // A Pi without RTC booted offline is minutes behind the phone: the PIN still opens.
+    const phoneAhead = await phones.phone("bob", () => Date.now() + 20 * 60_000);
+    await phoneAhead.app.open({ iqId: iq.iqId, pin: BOB_PIN });
+    expect((await iq.hub.events.list({ limit: 100 })).filter((e) => e.type === "opened")).toHaveLength(2);
+  });
+
+  it("a Code made with a wrong PIN counts once, however often it is replayed", async () => {
+    const { iq, bob, web, bobId } = await claimedWithBob();
+    const typo = await bob.app.code({ iqId: iq.iqId, pin: "730265" });
+    const reasons: string[] = [];
+    for (let i = 0; i < 6; i++) reasons.push(await refusal(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code: typo.code })));
+    expect(reasons).toEqual(["pin_wrong", ...Array<string>(5).fill("code_replay")]);
+    const right = await bob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
+    await web.app.webOpen({ iqId: iq.iqId, userId: bobId, code: right.code });
   });
 
   it("a Super User or User trying an Owner-only action", async () => {
