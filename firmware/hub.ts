@@ -86,7 +86,7 @@ export class Hub implements IqContext {
       pins: { red: config.led.red, green: config.led.green, blue: config.led.blue },
       commonAnode: config.led.commonAnode,
     });
-    this.lifecycle = new Lifecycle(this.now);
+    this.lifecycle = new Lifecycle();
     this.lifecycle.on("change", (state) => {
       this.led.show(LED_TABLE[state]);
       this.publishState();
@@ -148,6 +148,7 @@ export class Hub implements IqContext {
       ...(await this.openKeyed(store)),
     };
     this.handler = new RequestHandler(this);
+    this.handler.sweepSoon();
     const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
     if (assumeSynced) log.warn("the clock is taken as synchronised without asking (mock GPIO or clock.assumeSynced)");
     this.clock = await TrustedClock.open({
@@ -177,7 +178,13 @@ export class Hub implements IqContext {
           log.info("reset cancelled: the button was held too long");
           this.lifecycle.setResetArmed(false);
         },
-        factoryReset: () => void this.factoryReset("button"),
+        factoryReset: () => {
+          this.factoryReset("button").catch((error: unknown) => {
+            // The door is locked already; a reset that failed halfway is finished at the next start.
+            log.error("factory reset failed", { error: error instanceof Error ? error.message : String(error) });
+            this.lifecycle.enter("error");
+          });
+        },
       },
       config.button,
     );

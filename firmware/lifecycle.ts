@@ -63,7 +63,11 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
   /** Re-evaluates when a timed fact (claim window, refusal) runs out. */
   private expiry: NodeJS.Timeout | undefined;
 
-  constructor(private readonly now: () => number = Date.now) {
+  /**
+   * `now` times the claim window and the brief states: monotonic by default, because time sync
+   * at boot steps the wall clock (a Pi without RTC), which would close the claim window at once.
+   */
+  constructor(private readonly now: () => number = () => performance.now()) {
     super();
   }
 

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { MockGpio } from "../hal/mock-backend.js";
 import { openGpio } from "../hal/select-backend.js";
 import { CONFIG_FILE_ENV, loadConfig, type LoadedConfig } from "./config.js";
-import { IqError } from "./errors.js";
+import { ConfigError, IqError } from "./errors.js";
 import { Hub } from "./hub.js";
 import { LED_TABLE, describePattern } from "./led-table.js";
 import { createLogger } from "./log.js";
@@ -76,12 +76,22 @@ async function main(): Promise<void> {
   const hub = new Hub({ config, port, log });
   const notifier = createNotifier(log);
 
+  let stopping = false;
   const fatal = (error: unknown): never => {
-    log.error("fatal error: door locked, LED red", { error: error instanceof Error ? error.message : String(error) });
-    for (const relay of hub.locks.values()) relay.lock();
+    const message = error instanceof IqError ? `${error.message} [${error.code}]` : error instanceof Error ? error.message : String(error);
+    if (stopping) {
+      // Work cut short by the stop (the store is closing): the door is locked already.
+      log.warn("stopped with work unfinished", { error: message });
+      process.exit(0);
+    }
+    log.error("fatal error: door locked, LED red", { error: message });
+    // Each step on its own: after a shutdown began the pins are closed and writing throws, and
+    // nothing here may stop the others or the exit.
+    for (const relay of hub.locks.values()) attempt(() => relay.lock());
     // The LED is left red on purpose: the kernel keeps driving it after we exit.
-    hub.led.show(LED_TABLE.error);
-    process.exit(1);
+    attempt(() => hub.led.show(LED_TABLE.error));
+    // A bad TLS file or the like is a configuration error: systemd must not restart into it.
+    process.exit(error instanceof ConfigError ? EXIT_CONFIG : 1);
   };
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
@@ -91,7 +101,6 @@ async function main(): Promise<void> {
     log.info("state", { state, phase: hub.lifecycle.phase, led: describePattern(LED_TABLE[state]), ...relays });
   });
 
-  let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -123,6 +132,14 @@ async function main(): Promise<void> {
       output: process.stdout,
     }, () => shutdown("quit key"));
     simulator.start();
+  }
+}
+
+function attempt(step: () => void): void {
+  try {
+    step();
+  } catch {
+    // best effort: see fatal()
   }
 }
 

@@ -219,6 +219,13 @@ export class RequestHandler {
     if (++this.handled % 500 === 0) await this.forgetOld();
   }
 
+  /** Queues a sweep of old request ids (at start: a hub restarted often never reaches 500 requests). */
+  sweepSoon(): void {
+    this.exclusive(() => this.forgetOld()).catch((error: unknown) =>
+      this.ctx.log.warn("could not sweep old request ids", { error: error instanceof Error ? error.message : String(error) }),
+    );
+  }
+
   /** Drops remembered requests older than REQUESTS.rememberMs. */
   async forgetOld(): Promise<void> {
     const cutoff = this.ctx.now() - REQUESTS.rememberMs;
