@@ -213,9 +213,18 @@ function pinOption(what = "your PIN"): Option {
   return new Option("--pin <pin>", `${what} (default: $IQ_PIN, else asked for)`);
 }
 
+/**
+ * A command line someone else runs on their own device, ready to copy: with `npx` (the checkout's
+ * `iq` is not on PATH), a placeholder for their profile, and the broker unless it is the default.
+ */
+function theirCommand(broker: string, whose: string, rest: string): string {
+  const brokerOption = broker === DEFAULT_BROKER ? "" : ` --broker ${broker}`;
+  return `npx iq${brokerOption} --profile <${whose}> ${rest}`;
+}
+
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
-function handOver(iqId: string, userId: string, pin: string, who: string): string {
-  return `hand it over in person; ${who} with: iq activate --iq ${iqId} --user ${userId} --pin ${pin}`;
+function handOver(broker: string, iqId: string, userId: string, pin: string, who: string, name: string): string {
+  return `hand it over in person; ${who} with: ${theirCommand(broker, `${name}'s profile`, `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
 }
 
 function buildProgram(io: CliEnvironment, json: boolean): Command {
@@ -313,7 +322,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const added = await run.companion.addUser({ iqId, pin: await run.pin(opts.pin), name: opts.name, role: opts.role });
       return {
-        text: `Added ${added.name} (${added.role}). Initial PIN: ${added.initialPin} — ${handOver(iqId, added.userId, added.initialPin, `${added.name} activates`)}`,
+        text: `Added ${added.name} (${added.role}). Initial PIN: ${added.initialPin} — ${handOver(await run.broker(), iqId, added.userId, added.initialPin, `${added.name} activates`, added.name)}`,
         json: added,
       };
     },
@@ -387,7 +396,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const reset = await run.companion.resetPin({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
       return {
-        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(iqId, reset.userId, reset.initialPin, "they activate again")}`,
+        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.broker(), iqId, reset.userId, reset.initialPin, "they activate again", "their")}`,
         json: reset,
       };
     },
@@ -482,7 +491,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const made = await run.companion.inviteDevice({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
       const userId = (await run.profile.activation(iqId))?.userId ?? "USER";
       return {
-        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: iq device join --iq ${iqId} --user ${userId} --code ${made.code}  (it asks for your PIN)`,
+        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.broker(), "second device's profile", `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
         json: { iqId, userId, ...made },
       };
     },
@@ -528,11 +537,14 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const backup = opts.from === undefined ? undefined : await readBackupFile(opts.from);
       const restored = await run.companion.restore({ iqId, pin: await run.pin(opts.pin), backup });
+      const broker = await run.broker();
       const lines = [
         restored.users.length === 0
           ? `Restored ${iqId}: no users to add back.`
           : `Restored ${count(restored.users.length, "user")} on ${iqId}. Each has a new initial PIN to hand over in person:`,
-        ...restored.users.map((u) => `  ${u.name} (${u.role}): iq activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`),
+        ...restored.users.map(
+          (u) => `  ${u.name} (${u.role}): ${theirCommand(broker, `${u.name}'s profile`, `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
+        ),
       ];
       if (restored.missingLocks.length > 0) {
         lines.push(`The backup names locks this IQ does not have: ${restored.missingLocks.join(", ")}; configure them on the hub.`);
@@ -618,7 +630,7 @@ export async function main(args: readonly string[], io: CliEnvironment = process
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are displayed through the same exit path.
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return EXIT.ok;
+      if (error.exitCode === 0) return EXIT.ok;
       if (json) io.stdout(`${JSON.stringify({ error: { code: USAGE, message: error.message.replace(/^error: /, "") } })}\n`);
       return EXIT.usage;
     }
@@ -632,7 +644,12 @@ export async function main(args: readonly string[], io: CliEnvironment = process
 
 function processEnvironment(): CliEnvironment {
   const stop = new AbortController();
-  const abort = (): void => stop.abort();
+  const abort = (): void => {
+    // `events --follow` ends cleanly on the abort; anything else (a request waiting for an
+    // answer) ends now, with the shell's usual status for Ctrl-C.
+    stop.abort();
+    setTimeout(() => process.exit(130), 250).unref();
+  };
   process.once("SIGINT", abort);
   process.once("SIGTERM", abort);
   const interactive = process.stdin.isTTY && process.stderr.isTTY;

@@ -20,7 +20,11 @@ export function pairingCi(kind: PairKind, iqId: string, appId: string, userId = 
 
 /** Canonical form of a setup secret as typed (any case, dashes, O/I/L look-alikes). */
 export function normalizeSetupSecret(typed: string): string {
-  return encodeCrockford(decodeCrockford(typed, SETUP_SECRET_SYMBOLS));
+  try {
+    return encodeCrockford(decodeCrockford(typed, SETUP_SECRET_SYMBOLS));
+  } catch {
+    throw new IqError("setup_secret_malformed", "a setup secret looks like XXXX-XXXX-XXXX (12 letters and digits, on the IQ)");
+  }
 }
 
 export function formatSetupSecret(secret: string): string {

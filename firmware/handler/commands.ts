@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { open as openSealed, seal } from "../../provisioning/crypto/seal.js";
 import { fromB64u, toB64u } from "../../provisioning/pairing.js";
 import { checkPin } from "../../provisioning/pin-policy.js";
+import { CODE_PARAMS } from "../../provisioning/crypto/code.js";
 import {
   backupSchema,
   commandArgs,
@@ -139,6 +140,12 @@ export class Commands {
       case "device.invite": {
         const { counter } = args as z.infer<(typeof commandArgs)["device.invite"]>;
         if (counter <= caller.app.codeCounter) throw new IqError("invite_invalid", "that Code counter is already used");
+        if ((await ctx.users.appIds(caller.user.userId)).length >= CODE_PARAMS.devicesPerUser) {
+          throw new IqError(
+            "too_many_devices",
+            `${caller.user.name} has ${CODE_PARAMS.devicesPerUser} devices on this IQ, the most allowed; to move to a new one, ask the Owner for a PIN reset (it removes every device) and activate again`,
+          );
+        }
         // The Code is spent by announcing it: it can serve this one invitation and nothing else.
         await ctx.users.saveApp({ ...caller.app, codeCounter: counter });
         return this.pairing.invite(caller.user.userId, caller.app.appId, counter);

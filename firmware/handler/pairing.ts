@@ -212,7 +212,7 @@ export class Pairing {
       if (!ctx.lifecycle.isClaimWindowOpen()) {
         throw new IqError(
           "claim_window_closed",
-          "the claim window is closed: press the IQ's button briefly (or restart it) and claim within 5 minutes",
+          "the claim window is closed: press the IQ's button briefly (or restart it), then claim while its LED blinks blue fast",
         );
       }
       const secret = await ctx.setupSecret();

@@ -26,11 +26,15 @@ export const ALLOWED: Readonly<Record<CommandOp, readonly Role[]>> = {
 /** Roles an Admin may add and remove; the Owner manages every role but the owner. */
 const ADMIN_MANAGES: readonly Role[] = ["superuser", "user"];
 
+const ROLE_NAMES: Readonly<Record<Role, string>> = { owner: "the Owner", admin: "an Admin", superuser: "a Super User", user: "a User" };
+
 export function requireAllowed(user: User, op: CommandOp): void {
-  if (!ALLOWED[op].includes(user.role)) throw new IqError("forbidden", `${op} is not allowed for the role ${user.role}`);
+  if (ALLOWED[op].includes(user.role)) return;
+  const who = ALLOWED[op].map((role) => ROLE_NAMES[role]).join(", ").replace(/, ([^,]*)$/, " or $1");
+  throw new IqError("forbidden", `${op === "office" ? "Office Mode" : op} needs ${who}; you are ${ROLE_NAMES[user.role]}`);
 }
 
 export function requireManages(manager: User, role: Role): void {
   const may = manager.role === "owner" ? role !== "owner" : ADMIN_MANAGES.includes(role);
-  if (!may) throw new IqError("forbidden", `a ${manager.role} cannot manage a ${role}`);
+  if (!may) throw new IqError("forbidden", `${ROLE_NAMES[manager.role]} cannot add or remove ${ROLE_NAMES[role]}`);
 }

@@ -403,6 +403,21 @@ export class Companion {
     box: PairFinishBox;
   }): Promise<PairedAs> {
     const { kind, iqId } = input;
+    // One person and device per profile: pairing again would overwrite keys this profile still
+    // uses on that IQ (an Owner's, say), with no way back but a factory reset. A claim succeeds
+    // only on an unclaimed IQ, where the old keys are dead anyway (story 8: the owner claims again
+    // from the profile that holds the backup); the same user activating again follows a PIN reset,
+    // which killed the old keys too.
+    const current = (await this.profile.read()).iqs[iqId];
+    const overwrites =
+      current?.activated === true && (kind === "duplicate" || (kind === "activate" && current.userId !== input.userId));
+    if (overwrites) {
+      zeroize(input.password);
+      throw new AppError(
+        "profile_in_use",
+        `profile ${this.profile.name} is already ${current.name} (${current.role}) on ${iqId}: use another --profile for another person or device`,
+      );
+    }
     const appId = `app-${randomBytes(9).toString("base64url")}`;
     const sid = randomBytes(16);
     const start = cpaceStart("initiator", { password: input.password, ci: pairingCi(kind, iqId, appId, input.userId), sid });
@@ -562,7 +577,11 @@ export class Companion {
 const EVENTS_PAGE = 500;
 
 function notActivated(iqId: string): AppError {
-  return new AppError("not_activated", `not activated on ${iqId}: activate again`);
+  return new AppError(
+    "not_activated",
+    `not activated on ${iqId}: the IQ no longer knows this app (the Owner reset your PIN or removed you). ` +
+      "Ask the Owner or an Admin for a new initial PIN, then: iq activate",
+  );
 }
 
 /**

@@ -67,6 +67,10 @@ describe("story 2: add users", () => {
     await owner.app.claim({ iqId: iq.iqId, setupSecret: iq.setupSecret(), name: "Alice", pin: OWNER_PIN });
     const carol = await owner.app.addUser({ iqId: iq.iqId, pin: OWNER_PIN, name: "Carol", role: "admin" });
     expect(carol.initialPin).toMatch(/^[0-9]{6}$/);
+    // Alice's phone keeps Alice's keys: it cannot be turned into Carol's by mistake.
+    expect(await refusal(owner.app.activate({ iqId: iq.iqId, userId: carol.userId, pin: carol.initialPin }))).toBe(
+      "profile_in_use",
+    );
     const carolPhone = await phones.phone("carol");
     await carolPhone.app.activate({ iqId: iq.iqId, userId: carol.userId, pin: carol.initialPin });
     const dave = await carolPhone.app.addUser({ iqId: iq.iqId, pin: carol.initialPin, name: "Dave", role: "user" });

@@ -233,7 +233,7 @@ describe("iq over a broker", () => {
     const added = await iq(["user", "add", "--name", "Bob", "--role", "user", "--pin", "2469"], { home, env, now });
     expect(added.stdout).toMatch(
       new RegExp(
-        `^Added Bob \\(user\\)\\. Initial PIN: (\\d{6}) — hand it over in person; Bob activates with: iq activate --iq ${iqHub.iqId} --user u-[0-9a-f]+ --pin \\1\n$`,
+        `^Added Bob \\(user\\)\\. Initial PIN: (\\d{6}) — hand it over in person; Bob activates with: npx iq --broker ${broker.url} --profile <Bob's profile> activate --iq ${iqHub.iqId} --user u-[0-9a-f]+ --pin \\1\n$`,
       ),
     );
     // The broker the profile paired over is remembered: no --broker needed from now on.
