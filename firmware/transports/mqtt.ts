@@ -46,6 +46,9 @@ export class MqttTransport {
   private sender: OutboxSender | undefined;
   private readonly log: Logger;
   private connected = false;
+  /** Connected, but the broker refused the subscription to requests. */
+  private deaf = false;
+  private resubscribe: NodeJS.Timeout | undefined;
   private reconnectAttempt = 0;
   /** The latest state, as published; sent again after every (re)connect, since a restarted broker may have lost it. */
   private state: string | undefined;
@@ -121,6 +124,7 @@ export class MqttTransport {
    * Unacknowledged events stay in the outbox for the next start.
    */
   async stop(): Promise<void> {
+    clearTimeout(this.resubscribe);
     this.sender?.stop();
     this.sender = undefined;
     await this.client?.endAsync(true);
@@ -140,13 +144,7 @@ export class MqttTransport {
     client.options.reconnectPeriod = this.nextReconnectDelay();
     this.log.info("connected to the MQTT broker", { sessionPresent: connack.sessionPresent });
     // Subscribed on every connect: a broker restarted without persistence has forgotten the session.
-    client.subscribe(this.topics.requests, { qos: 1 }, (error, granted) => {
-      if (error !== null) {
-        this.log.warn("subscribing to requests failed; retried on the next connect", { error });
-      } else if (granted?.some((grant) => grant.qos > 2) === true) {
-        this.log.error("the broker refused the subscription to requests: check its ACL", { topic: this.topics.requests });
-      }
-    });
+    this.subscribeRequests(client);
     this.publishRetained(this.topics.availability, "online");
     if (this.state !== undefined) this.publishRetained(this.topics.state, this.state);
     const receiveMaximum = connack.properties?.receiveMaximum ?? MQTT_MAX_RECEIVE;
@@ -154,15 +152,43 @@ export class MqttTransport {
     this.setConnected(true);
   }
 
-  private setConnected(connected: boolean): void {
-    if (!connected) this.sender?.pause();
-    if (connected === this.connected) return;
-    this.connected = connected;
+  /**
+   * A hub that cannot hear requests is not connected in any way that matters: the LED says so
+   * (broker unreachable) and the subscription is tried again with the reconnect backoff.
+   */
+  private subscribeRequests(client: MqttClient): void {
+    client.subscribe(this.topics.requests, { qos: 1 }, (error, granted) => {
+      const refused = error !== null || granted?.some((grant) => grant.qos > 2) === true;
+      if (!refused) {
+        if (this.deaf) this.reportConnection(true);
+        this.deaf = false;
+        return;
+      }
+      this.log.error("the broker refused the subscription to requests (check its ACL); retrying", {
+        topic: this.topics.requests,
+        error: error?.message,
+      });
+      this.deaf = true;
+      this.reportConnection(false);
+      clearTimeout(this.resubscribe);
+      this.resubscribe = setTimeout(() => client.connected && this.subscribeRequests(client), this.nextReconnectDelay());
+      this.resubscribe.unref();
+    });
+  }
+
+  private reportConnection(connected: boolean): void {
     try {
       this.options.onConnectionChange?.(connected);
     } catch (error) {
       this.log.error("connection listener failed", { error });
     }
+  }
+
+  private setConnected(connected: boolean): void {
+    if (!connected) this.sender?.pause();
+    if (connected === this.connected) return;
+    this.connected = connected;
+    this.reportConnection(connected && !this.deaf);
   }
 
   private nextReconnectDelay(): number {
