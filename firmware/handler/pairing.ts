@@ -111,7 +111,12 @@ export class Pairing {
     password.fill(0);
     const result = cpaceFinish(responder, fromB64u(args.share, "share"));
     // The guess is spent now: our confirmation tag lets the peer test this one password.
-    if (user !== undefined) await countWrong(ctx, user, "app");
+    try {
+      if (user !== undefined) await countWrong(ctx, user, "app");
+    } catch (error) {
+      result.isk.fill(0);
+      throw error;
+    }
     const session = randomBytes(12).toString("base64url");
     this.sessions.set(session, {
       kind: args.kind,
