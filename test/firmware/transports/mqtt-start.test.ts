@@ -6,7 +6,7 @@ import { createLogger } from "../../../firmware/log.js";
 import { startEmbeddedBroker } from "../../../firmware/transports/embedded-broker.js";
 import { reconnectDelayMs } from "../../../firmware/transports/mqtt.js";
 import { responseTopic } from "../../../provisioning/protocol/topics.js";
-import { freePort } from "../../support/broker.js";
+import { freePort, startTestBroker } from "../../support/broker.js";
 import { collect, connectClient, echoSink, eventually, requestText, startHubTransport } from "../../support/mqtt.js";
 
 describe("starting the MQTT transport", () => {
@@ -38,6 +38,14 @@ describe("starting the MQTT transport", () => {
       code: "embedded_broker_port_in_use",
       message: `port ${port} is in use: is mosquitto running? set mqtt.url to use it, or mqtt.embeddedPort`,
     });
+  });
+
+  it("with the embedded port taken by a broker (a local mosquitto), the hub uses that broker", async () => {
+    const local = await startTestBroker();
+    onTestFinished(() => local.stop());
+    const hub = await startHubTransport({ mqtt: { embeddedPort: local.port, protocolVersion: 4 } });
+    await eventually(() => expect(hub.connection).toEqual([true]));
+    expect(hub.logs.some((line) => line.includes(`port ${local.port} is in use: connecting to the broker listening there`))).toBe(true);
   });
 
   it("an unreadable TLS file stops the start, naming its key", async () => {
