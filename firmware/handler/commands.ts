@@ -79,7 +79,7 @@ export class Commands {
   private async checkPinOf(user: User, pin: string, source: EventSource): Promise<void> {
     const stored = await requirePin(this.ctx, user.userId);
     const attempt = await this.ctx.lockout.attempt(lockoutKey(user.userId, source), () => samePin(pin, stored.pin));
-    if (attempt.outcome === "refused") throw lockedError(attempt.status);
+    if (attempt.outcome === "refused") throw lockedError(attempt.status, this.ctx.now());
     if (attempt.outcome === "wrong") {
       if (!attempt.status.allowed) {
         await this.ctx.events.record({ type: "lockout", source, user: user.userId, reason: attempt.status.reason });

@@ -16,12 +16,13 @@ import type { IqContext } from "./context.js";
 
 
 /** The error for a user who may not try now. */
-export function lockedError(status: Exclude<LockoutStatus, { allowed: true }>): IqError {
-  return status.reason === "disabled"
-    ? new IqError("credential_disabled", "too many wrong PINs or Codes: this user is disabled until the Owner resets the PIN")
-    : new IqError("locked_out", `too many wrong PINs or Codes: try again after ${new Date(status.until).toISOString()}`, {
-        until: status.until,
-      });
+export function lockedError(status: Exclude<LockoutStatus, { allowed: true }>, now: number): IqError {
+  if (status.reason === "disabled") {
+    return new IqError("credential_disabled", "too many wrong PINs or Codes: this user is disabled until the Owner resets the PIN");
+  }
+  const seconds = Math.max(1, Math.ceil((status.until - now) / 1000));
+  const wait = seconds < 120 ? `${seconds} s` : `${Math.ceil(seconds / 60)} minutes`;
+  return new IqError("locked_out", `too many wrong PINs or Codes: try again in ${wait}`, { until: status.until });
 }
 
 /**
@@ -43,7 +44,7 @@ export function clearLockoutOps(ctx: IqContext, userId: string): StoreOp[] {
 /** Refuses up front if the user is blocked or disabled on this path. */
 export async function requireMayTry(ctx: IqContext, userId: string, source: EventSource): Promise<void> {
   const status = await ctx.lockout.check(lockoutKey(userId, source));
-  if (!status.allowed) throw lockedError(status);
+  if (!status.allowed) throw lockedError(status, ctx.now());
 }
 
 /** Counts a wrong PIN/Code (or a failed pairing run); records and shows a lockout it causes. */
