@@ -683,7 +683,7 @@ function askHidden(prompt: string): Promise<string> {
     const onData = (chunk: string): void => {
       for (const char of chunk) {
         if (char === "\r" || char === "\n") return finish();
-        if (char === "\u0003" || char === "\u0004") return finish(new AppError("cancelled", "cancelled: nothing was sent"));
+        if (char === "\u0003" || char === "\u0004") return finish(new AppError("cancelled", "nothing was sent"));
         typed = char === "\u007f" || char === "\b" ? typed.slice(0, -1) : typed + char;
       }
     };

@@ -147,6 +147,9 @@ function checkArgs(schema: z.ZodType, op: string, args: Record<string, unknown>)
   if (!parsed.success) throw new AppError("request_malformed", `${op}: ${describeIssue(parsed.error)}`);
 }
 
+/** What each pairing is called in messages. */
+const PAIRING_NAMES: Record<PairKind, string> = { claim: "claim", activate: "activation", duplicate: "second-device activation" };
+
 const WRONG_SECRET: Record<PairKind, string> = {
   claim: "wrong setup secret",
   activate: "wrong initial PIN",
@@ -440,7 +443,7 @@ export class Companion {
       // user's one pairing slot busy until it times out and refusing the retry with the right PIN.
       const finishArgs = { session: started.session, confirm: toB64u(run.confirm), box: "" };
       await this.client.request(iqId, "pair.finish", finishArgs).catch(() => undefined);
-      throw new AppError("pair_failed", `${kind} on ${iqId} failed: ${WRONG_SECRET[kind]}`);
+      throw new AppError("pair_failed", `${PAIRING_NAMES[kind]} on ${iqId} failed: ${WRONG_SECRET[kind]}`);
     }
     const keys = deriveAppKeys(run.isk, { iqId, appId });
     zeroize(run.isk);
