@@ -222,6 +222,11 @@ function theirCommand(broker: string, whose: string, rest: string): string {
   return `npx iq${brokerOption} --profile <${whose}> ${rest}`;
 }
 
+/** A next step for the same person: their profile remembers the broker it paired over. */
+function ownCommand(run: Invocation, rest: string): string {
+  return `npx iq --profile ${run.profile.name} ${rest}`;
+}
+
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
 function handOver(broker: string, iqId: string, userId: string, pin: string, who: string, name: string): string {
   return `hand it over in person; ${who} with: ${theirCommand(broker, `${name}'s profile`, `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
@@ -303,7 +308,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const owner = await run.companion.claim({ iqId, setupSecret: opts.secret, name: opts.name, pin });
       await run.rememberBroker();
       return {
-        text: `Claimed ${iqId}: you are its owner, ${owner.name} (user id ${owner.userId}). Keep your PIN: a forgotten owner PIN means a factory reset. Make a backup now and after each change: iq backup`,
+        text: `Claimed ${iqId}: you are its owner, ${owner.name} (user id ${owner.userId}). Keep your PIN: a forgotten owner PIN means a factory reset. Make a backup now and after each change: ${ownCommand(run, "backup")}`,
         json: { iqId, ...owner },
       };
     },
@@ -364,7 +369,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const paired = await run.companion.activate({ iqId, userId, pin: await run.pin(opts.pin, "Initial PIN: ") });
       await run.rememberBroker();
       return {
-        text: `Activated on ${iqId} as ${paired.name} (${paired.role}). Now choose your own PIN: iq pin change --iq ${iqId}`,
+        text: `Activated on ${iqId} as ${paired.name} (${paired.role}). Now choose your own PIN: ${ownCommand(run, `pin change --iq ${iqId}`)}`,
         json: { iqId, ...paired },
       };
     },
@@ -521,7 +526,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const backup = await run.companion.backup({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
       return {
-        text: `Backup of ${iqId} kept in profile ${run.profile.name}: ${count(backup.users.length, "user")}, ${count(backup.locks.length, "lock")}. After a factory reset, claim the IQ again and run: iq restore --iq ${iqId}`,
+        text: `Backup of ${iqId} kept in profile ${run.profile.name}: ${count(backup.users.length, "user")}, ${count(backup.locks.length, "lock")}. After a factory reset, claim the IQ again and run: ${ownCommand(run, `restore --iq ${iqId}`)}`,
         json: { backup },
       };
     },
