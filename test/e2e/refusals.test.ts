@@ -154,6 +154,35 @@ describe("requests", () => {
 });
 
 describe("spam", () => {
+  it("10,000 garbage requests straight into the handler leave the real user able to open", async () => {
+    const { iq, bob, web, bobId } = await claimedWithBob();
+    const appId = (await bob.profile.activation(iq.iqId))!.appId;
+    const expiresAt = () => Date.now() + 30_000;
+    const garbage = (i: number): unknown => {
+      switch (i % 4) {
+        case 0:
+          return `{"v":1,"id":"g${i}"`; // cut short
+        case 1: // a box that does not open, from Bob's real app id
+          return { v: 1, id: `g${i}`, op: "app", expiresAt: expiresAt(), args: { appId, box: "AQAAAAAAAAAB" + "A".repeat(60) } };
+        case 2: // a random Code naming Bob
+          return { v: 1, id: `g${i}`, op: "web.open", expiresAt: expiresAt(), args: { userId: bobId, lock: "door", code: String(10_000 + i).slice(-5) } };
+        default: // an activation run for Bob, who is not waiting for one
+          return { v: 1, id: `g${i}`, op: "pair.start", args: { kind: "activate", appId: `x${i}`, userId: bobId, sid: "AAAAAAAAAAAAAAAAAAAAAA", share: "AA" } };
+      }
+    };
+    for (let i = 0; i < 10_000; i++) {
+      const body = garbage(i);
+      await iq.hub.requests.sink({ payload: Buffer.from(typeof body === "string" ? body : JSON.stringify(body)), via: "mqtt" });
+    }
+    expect((await iq.hub.lockout.check(bobId)).allowed).toBe(true);
+    await bob.app.open({ iqId: iq.iqId, pin: BOB_PIN });
+    // The web path waits for the junk limiter's next token (1 a second), then opens too.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const { code } = await bob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
+    await web.app.webOpen({ iqId: iq.iqId, userId: bobId, code });
+    expect((await iq.hub.events.list({ limit: 10_000 })).filter((e) => e.type === "opened")).toHaveLength(2);
+  });
+
   it("garbage flooding the request topic does not lock out a real user", async () => {
     const { iq, bob, web, bobId } = await claimedWithBob();
     const topics = topicsFor(iq.iqId);
