@@ -8,8 +8,8 @@ import { connect, type MqttClient } from "mqtt";
 import { PROTOCOL_VERSION } from "../provisioning/protocol/messages.js";
 import { responseTopic, topicsFor } from "../provisioning/protocol/topics.js";
 import { distribution, durations, judged, measureGroup, type Row, type Target } from "./measure.js";
-import { freePort } from "./net.js";
-import { BENCH_IQ_ID, findMosquitto, spawnHub, spawnMosquitto, type Watched } from "./processes.js";
+import { findMosquitto, freePort } from "./net.js";
+import { BENCH_IQ_ID, spawnHub, spawnMosquitto, type Watched } from "./processes.js";
 
 /** The line main.ts logs when the LED starts the claim window's fast blue blink. */
 const UNCLAIMED_LINE = /state state=claimWindow/;

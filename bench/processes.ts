@@ -4,10 +4,10 @@
  * SIGTERM. Whatever is still running when the bench exits (an error part-way) is killed with it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { accepts } from "./net.js";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accepts, mosquittoConfig } from "./net.js";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HUB_ENTRY = fileURLToPath(new URL("../firmware/main.js", import.meta.url));
@@ -167,25 +167,11 @@ export function spawnHub(broker: HubBroker): Watched {
   return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, () => rmSync(dir, { recursive: true, force: true }));
 }
 
-/** mosquitto where Debian installs it, else on PATH; undefined when it is not installed. */
-export function findMosquitto(): string | undefined {
-  const candidates = ["/usr/sbin/mosquitto", ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "mosquitto"))];
-  return candidates.find((path) => {
-    try {
-      accessSync(path, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** mosquitto on loopback, anonymous, with TCP_NODELAY (DESIGN: Nagle adds 40–90 ms per QoS 1 exchange). */
-export async function spawnMosquitto(path: string, port: number): Promise<Watched> {
-  const dir = mkdtempSync(join(tmpdir(), "iq-bench-mosquitto-"));
+/** mosquitto (see mosquittoConfig), watched like the hub; the tests' broker too. */
+export async function spawnMosquitto(path: string, port: number, listenerOptions: readonly string[] = []): Promise<Watched> {
+  const dir = mkdtempSync(join(tmpdir(), "iq-mosquitto-"));
   const conf = join(dir, "mosquitto.conf");
-  const lines = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "set_tcp_nodelay true", "persistence false", "log_dest stderr"];
-  writeFileSync(conf, `${lines.join("\n")}\n`);
+  writeFileSync(conf, mosquittoConfig(port, listenerOptions));
   const broker = Watched.spawn("mosquitto", path, ["-c", conf], process.env, () => rmSync(dir, { recursive: true, force: true }));
   try {
     await broker.waitForPort(port, BROKER_START_TIMEOUT_MS);
@@ -196,4 +182,3 @@ export async function spawnMosquitto(path: string, port: number): Promise<Watche
   return broker;
 }
 
-/** A loopback port free at the time of asking (another process may still take it before use). */

@@ -139,13 +139,13 @@ export class Hub implements IqContext {
   /** Loads keys and state, then leaves "booting" for "unclaimed" (claim window open) or "activated". */
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
-    const keyExisted = (await readDeviceKey(this.deviceKeyFile)) !== undefined;
+    const existingKey = await readDeviceKey(this.deviceKeyFile);
     this.running = {
       store,
       audit: await Audit.open(store, config.audit.maxEvents, this.now),
       lockout: new Lockout(store, this.now),
       iqId: await this.ensureIqId(store),
-      ...(await this.openKeyed(store)),
+      ...(await this.openKeyed(store, existingKey)),
     };
     this.handler = new RequestHandler(this);
     this.handler.sweepSoon();
@@ -195,7 +195,7 @@ export class Hub implements IqContext {
     }
     const claimed = (await store.get<boolean>("meta", META.claimed)) === true;
     const interrupted = (await store.get<boolean>("meta", META.resetting)) === true;
-    if (interrupted || (claimed && !keyExisted)) {
+    if (interrupted || (claimed && existingKey === undefined)) {
       // Either way the secrets in the store can no longer be read: finish what a reset would do.
       log.error(
         interrupted
@@ -318,8 +318,9 @@ export class Hub implements IqContext {
     this.lifecycle.openClaimWindow(config.claimWindowMs);
   }
 
-  private async openKeyed(store: Store): Promise<Keyed> {
-    const deviceKey = await ensureDeviceKey(this.deviceKeyFile);
+  /** `deviceKey`: one already read at start; otherwise read, or made if there is none. */
+  private async openKeyed(store: Store, deviceKey?: Uint8Array): Promise<Keyed> {
+    deviceKey ??= await ensureDeviceKey(this.deviceKeyFile);
     const secrets = new SecretStore(store, deviceKey);
     deviceKey.fill(0);
     return { secrets, users: new Users(store, secrets, this.now) };

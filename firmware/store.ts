@@ -21,7 +21,7 @@ export type SublevelName = (typeof SUBLEVELS)[number];
  */
 export const KEPT_ON_RESET: readonly SublevelName[] = ["events", "outbox"];
 
-export const SYNC = { sync: true } as const;
+const SYNC = { sync: true } as const;
 
 export type StoreOp =
   | { type: "put"; in: SublevelName; key: string; value: Json }
@@ -84,10 +84,6 @@ export class Store {
     for (const name of SUBLEVELS) {
       if (!KEPT_ON_RESET.includes(name)) await this.levels[name].clear();
     }
-  }
-
-  get isOpen(): boolean {
-    return this.db.status === "open";
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,6 @@
  * Nothing is lost: events survive a broker outage and a `kill -9` of the hub, in order, with no
  * sequence number missing or used twice.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IqEvent } from "../../provisioning/app/companion.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { RELAY_PIN, startTestHub } from "../support/hub.js";
+import { spawnHubProcess, type HubProcess } from "../support/hub-process.js";
 import { Phones } from "./phones.js";
 import { OWNER_PIN, until } from "./world.js";
 
-const MAIN = join(import.meta.dirname, "../../dist/firmware/main.js");
 
 let broker: TestBroker;
 beforeAll(async () => {
@@ -26,7 +25,7 @@ afterAll(async () => {
 
 describe("broker outage", () => {
   it("stopped for 10 s while the door keeps being used: subscribers get every event in order", async () => {
-    const iq = await startTestHub({ brokerUrl: broker.url });
+    const iq = await startTestHub({ broker });
     const phones = new Phones(broker.url);
     try {
       // The owner's app follows the event stream as a phone would: live events, and any gap
@@ -74,27 +73,16 @@ describe("broker outage", () => {
   });
 });
 
-interface HubProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
 function spawnHub(stateDir: string, iqId: string): HubProcess {
-  const env = {
-    PATH: process.env.PATH,
+  return spawnHubProcess({
     IQ_HUB_STATE_DIR: stateDir,
     IQ_HUB_IQ_ID: iqId,
     IQ_HUB_MQTT__URL: broker.url,
+    IQ_HUB_MQTT__PROTOCOL_VERSION: String(broker.protocolVersion),
     IQ_HUB_GPIO__BACKEND: "mock",
     IQ_HUB_CLOCK__ASSUME_SYNCED: "true",
     IQ_HUB_LOCKS: JSON.stringify([{ name: "door", pin: 27, pulseMs: 100 }]),
-  };
-  const child = spawn(process.execPath, [MAIN], { env, stdio: ["ignore", "ignore", "pipe"] });
-  let output = "";
-  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, output: () => output, exited };
+  });
 }
 
 describe("kill -9", () => {
@@ -104,7 +92,7 @@ describe("kill -9", () => {
     const phones = new Phones(broker.url);
     let first: HubProcess | undefined = spawnHub(stateDir, iqId);
     try {
-      await until(() => /connected to the MQTT broker/.test(first!.output()), 10_000, "the hub to start");
+      await first.waitFor(/connected to the MQTT broker/, 10_000);
       const owner = await phones.phone("owner");
       const secret = readFileSync(join(stateDir, "setup-secret"), "utf8").trim();
       await owner.app.claim({ iqId, setupSecret: secret, name: "Alice", pin: OWNER_PIN });
@@ -129,7 +117,7 @@ describe("kill -9", () => {
 
       const second = spawnHub(stateDir, iqId);
       try {
-        await until(() => /connected to the MQTT broker/.test(second.output()), 10_000, "the hub to start again");
+        await second.waitFor(/connected to the MQTT broker/, 10_000);
         const events = await owner.app.events({ iqId, limit: 500 });
         const seqs = events.map((e) => e.seq);
         expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));

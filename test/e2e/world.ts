@@ -2,7 +2,7 @@
  * The world of an end-to-end test file: one real broker, fresh phones per test, and hubs that are
  * stopped after each test. `claimedWithBob` runs stories 1–3 for the tests that build on them.
  */
-import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, vi } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { startTestHub, type TestHub } from "../support/hub.js";
 import { Phones, type Phone } from "./phones.js";
@@ -47,7 +47,7 @@ export function e2eWorld(): World {
     broker: () => broker!,
     phones: () => phones!,
     async newHub(config) {
-      const hub = await startTestHub({ brokerUrl: broker!.url, ...(config ? { config } : {}) });
+      const hub = await startTestHub({ broker: broker!, ...(config ? { config } : {}) });
       hubs.push(hub);
       return hub;
     },
@@ -67,9 +67,10 @@ export function e2eWorld(): World {
 
 /** Polls until `condition` holds (the hub acts asynchronously on what the broker delivers). */
 export async function until(condition: () => boolean, ms = 5_000, what = "the condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await vi.waitFor(
+    () => {
+      if (!condition()) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: ms, interval: 10 },
+  );
 }

@@ -128,10 +128,8 @@ describe("hub on mock GPIO", () => {
     await startHub();
     vi.advanceTimersByTime(300_000);
     expect(hub.lifecycle.state).toBe("unclaimed");
-    gpio.press(BUTTON);
-    vi.advanceTimersByTime(200);
-    gpio.release(BUTTON);
-    vi.advanceTimersByTime(60);
+    gpio.hold(BUTTON, 200);
+    vi.advanceTimersByTime(260);
     expect(hub.lifecycle.state).toBe("claimWindow");
     expect(lines.some((l) => l.includes("status") && l.includes("door=locked"))).toBe(true);
   });

@@ -1,36 +1,17 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { freePort } from "../../bench/net.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-
-const MAIN = join(import.meta.dirname, "../../dist/firmware/main.js");
-
+import { spawnHubProcess } from "../support/hub-process.js";
 
 /** Runs the built hub as `npm start` would, with no config, no Pi and no broker. */
 async function startHub() {
-  const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
+  return spawnHubProcess({
+    HOME: process.env.HOME ?? "",
     IQ_HUB_STATE_DIR: mkdtempSync(join(tmpdir(), "iq-main-")),
     IQ_HUB_MQTT__EMBEDDED_PORT: String(await freePort()),
-  };
-  const startedAt = performance.now();
-  const child = spawn(process.execPath, [MAIN], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const waitFor = async (pattern: RegExp, ms: number) => {
-    const deadline = performance.now() + ms;
-    while (!pattern.test(output)) {
-      if (performance.now() > deadline || child.exitCode !== null) throw new Error(`no ${pattern} in:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    return performance.now() - startedAt;
-  };
-  return { child, exited, waitFor, output: () => output };
+  });
 }
 
 describe("npm start on a machine without GPIO", () => {
@@ -51,15 +32,9 @@ describe("npm start on a machine without GPIO", () => {
   });
 
   it("a bad config value stops the start with a message naming the key", async () => {
-    const child = spawn(process.execPath, [MAIN], {
-      env: { PATH: process.env.PATH, IQ_HUB_BUTTON__RESET_ARM_MS: "soon" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-    expect(code).toBe(78);
-    expect(stderr).toMatch(/button\.resetArmMs/);
-    expect(stderr).toMatch(/IQ_HUB_BUTTON__RESET_ARM_MS/);
+    const hub = spawnHubProcess({ IQ_HUB_BUTTON__RESET_ARM_MS: "soon" });
+    expect(await hub.exited).toBe(78);
+    expect(hub.output()).toMatch(/button\.resetArmMs/);
+    expect(hub.output()).toMatch(/IQ_HUB_BUTTON__RESET_ARM_MS/);
   });
 });

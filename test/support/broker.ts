@@ -3,12 +3,12 @@
  * mosquitto (as on a Pi) where it is installed, else the hub's embedded aedes. In CI
  * (`CI=true`) mosquitto is required: a quiet fallback would test the wrong broker.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { accepts, freePort } from "../../bench/net.js";
-import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { Aedes } from "aedes";
+import { findMosquitto, freePort } from "../../bench/net.js";
+import { spawnMosquitto, type Watched } from "../../bench/processes.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../firmware/transports/embedded-broker.js";
 import { createLogger } from "../../firmware/log.js";
 
@@ -25,23 +25,14 @@ export interface TestBroker {
 
 export type TestBrokerKind = { kind: "mosquitto"; path: string } | { kind: "aedes"; why: string };
 
-const MOSQUITTO_PATHS = ["/usr/sbin/mosquitto", ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "mosquitto"))];
-const START_TIMEOUT_MS = 10_000;
-const STOP_TIMEOUT_MS = 3_000;
 /** A free port can be taken by a parallel test between our probe and mosquitto's bind. */
 const PORT_ATTEMPTS = 5;
 
 /** Which broker the tests use (IQ_TEST_BROKER=aedes picks aedes explicitly); throws in CI when mosquitto is missing. */
 export function testBrokerKind(): TestBrokerKind {
   if (process.env.IQ_TEST_BROKER === "aedes") return { kind: "aedes", why: "IQ_TEST_BROKER=aedes" };
-  for (const path of MOSQUITTO_PATHS) {
-    try {
-      accessSync(path, constants.X_OK);
-      return { kind: "mosquitto", path };
-    } catch {
-      // not here; try the next place
-    }
-  }
+  const path = findMosquitto();
+  if (path !== undefined) return { kind: "mosquitto", path };
   if (process.env.CI === "true") {
     throw new Error("CI=true but mosquitto is not installed: apt-get install mosquitto (the tests never fall back quietly in CI)");
   }
@@ -54,13 +45,16 @@ export function describeTestBroker(kind: TestBrokerKind): string {
     : `MQTT tests use the embedded aedes broker: ${kind.why}`;
 }
 
-/**
- * `listenerOptions`: mosquitto lines for the test listener (TLS files, say); only mosquitto
- * takes them, so such a test runs where mosquitto is installed (always in CI).
- */
-export async function startTestBroker(options: { listenerOptions?: string[] } = {}): Promise<TestBroker> {
+/** PEM files of a TLS listener that requires a client certificate signed by `ca`. */
+export interface TestBrokerTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export async function startTestBroker(options: { tls?: TestBrokerTls } = {}): Promise<TestBroker> {
   const kind = testBrokerKind();
-  const runner = kind.kind === "mosquitto" ? mosquittoRunner(kind.path, options.listenerOptions ?? []) : aedesRunner();
+  const runner = kind.kind === "mosquitto" ? mosquittoRunner(kind.path, options.tls) : aedesRunner(options.tls);
   let port = 0;
   for (let attempt = 1; ; attempt += 1) {
     port = await freePort();
@@ -91,50 +85,24 @@ interface BrokerRunner {
   stop(): Promise<void>;
 }
 
-/** Brokers still running when the worker exits (a failed test, an interrupted run) are killed with it. */
-const running = new Set<ChildProcess>();
-process.once("exit", () => running.forEach((child) => child.kill("SIGKILL")));
-
-function mosquittoRunner(path: string, listenerOptions: readonly string[]): BrokerRunner {
-  let child: ChildProcess | undefined;
+function mosquittoRunner(path: string, tls: TestBrokerTls | undefined): BrokerRunner {
+  const listenerOptions =
+    tls === undefined ? [] : [`cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`, "require_certificate true"];
+  let broker: Watched | undefined;
   return {
     async start(port) {
-      // mosquitto reads its config once at start, so the file can go as soon as it listens.
-      const dir = mkdtempSync(join(tmpdir(), "iq-mosquitto-"));
-      try {
-        const conf = join(dir, "mosquitto.conf");
-        const lines = [
-          `listener ${port} 127.0.0.1`,
-          ...listenerOptions,
-          "allow_anonymous true",
-          "set_tcp_nodelay true",
-          "persistence false",
-          "log_dest stderr",
-        ];
-        writeFileSync(conf, lines.join("\n") + "\n");
-        const started = spawn(path, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
-        child = started;
-        running.add(started);
-        started.once("exit", () => running.delete(started));
-        await waitUntilListening(started, port);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      broker = await spawnMosquitto(path, port, listenerOptions);
     },
     async stop() {
-      const current = child;
-      child = undefined;
-      if (current === undefined || current.exitCode !== null || current.signalCode !== null) return;
-      const exited = once(current, "exit");
-      current.kill("SIGTERM");
-      const timer = setTimeout(() => current.kill("SIGKILL"), STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
+      const current = broker;
+      broker = undefined;
+      await current?.stop();
     },
   };
 }
 
-function aedesRunner(): BrokerRunner {
+function aedesRunner(tls: TestBrokerTls | undefined): BrokerRunner {
+  if (tls !== undefined) return aedesTlsRunner(tls);
   const log = createLogger({ level: "warn" });
   let broker: EmbeddedBroker | undefined;
   return {
@@ -149,22 +117,28 @@ function aedesRunner(): BrokerRunner {
   };
 }
 
-/** Resolves once the broker accepts connections; rejects with its own words if it exits first. */
-async function waitUntilListening(child: ChildProcess, port: number): Promise<void> {
-  let output = "";
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    // Keep draining stderr so that a chatty broker never blocks on a full pipe; keep the tail for errors.
-    output = (output + chunk).slice(-2_000);
-  });
-  let exited = false;
-  child.once("exit", () => (exited = true));
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`mosquitto exited on start (port ${port}): ${output.trim()}`);
-    if (await accepts(port)) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`mosquitto did not listen on port ${port} within ${START_TIMEOUT_MS} ms: ${output.trim()}`);
+/** The embedded broker has no TLS listener (a hub serves only loopback): aedes behind node's TLS server here. */
+function aedesTlsRunner(tls: TestBrokerTls): BrokerRunner {
+  let running: { broker: Aedes; server: TlsServer } | undefined;
+  return {
+    async start(port) {
+      const broker = await Aedes.createBroker({ maxClientsIdLength: 128 });
+      const server = createTlsServer(
+        { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), requestCert: true, rejectUnauthorized: true },
+        (socket) => broker.handle(socket),
+      );
+      server.listen(port, "127.0.0.1");
+      await once(server, "listening");
+      running = { broker, server };
+    },
+    async stop() {
+      const current = running;
+      running = undefined;
+      if (current === undefined) return;
+      await new Promise<void>((resolve) => current.broker.close(() => resolve()));
+      await new Promise((resolve) => current.server.close(resolve));
+    },
+  };
 }
 
 export { freePort };

@@ -11,6 +11,7 @@ import { Hub } from "../../firmware/hub.js";
 import { createLogger } from "../../firmware/log.js";
 import { setupSecretFile } from "../../firmware/setup-secret.js";
 import { Store } from "../../firmware/store.js";
+import type { TestBroker } from "./broker.js";
 
 export interface TestHub {
   hub: Hub;
@@ -34,7 +35,8 @@ export const RELAY_PIN = 27;
 export const BUTTON_PIN = 17;
 
 export interface TestHubOptions {
-  brokerUrl: string;
+  /** The test broker; its protocol version is the hub's (aedes speaks MQTT 3.1.1 only). */
+  broker: Pick<TestBroker, "url" | "protocolVersion">;
   stateDir?: string;
   iqId?: string;
   /** Raw config merged over the test defaults (e.g. short button thresholds). */
@@ -52,7 +54,7 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
     stateDir,
     iqId: options.iqId ?? `iq-test-${Math.random().toString(16).slice(2, 10)}`,
     gpio: { backend: "mock" },
-    mqtt: { url: options.brokerUrl, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+    mqtt: { url: options.broker.url, protocolVersion: options.broker.protocolVersion, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
     ...options.config,
   });
   const hub = new Hub({

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { responseTopic } from "../../../provisioning/protocol/topics.js";
-import { startTestBroker, testBrokerKind, type TestBroker } from "../../support/broker.js";
+import { startTestBroker, type TestBroker } from "../../support/broker.js";
 import { collect, connectClient, eventually, requestText, startHubTransport } from "../../support/mqtt.js";
 
 const dir = mkdtempSync(join(tmpdir(), "iq-tls-"));
@@ -29,34 +29,30 @@ function makePki(prefix: string): void {
   }
 }
 
-const mosquitto = testBrokerKind().kind === "mosquitto";
 let broker: TestBroker;
 
 beforeAll(async () => {
-  if (!mosquitto) return;
   makePki("good");
   makePki("other");
   // mosquitto started as root drops to its own user, which must be able to read its files.
   chmodSync(dir, 0o755);
   for (const name of readdirSync(dir)) chmodSync(file(name), 0o644);
-  broker = await startTestBroker({
-    listenerOptions: [
-      `cafile ${file("good-ca.pem")}`,
-      `certfile ${file("good-server.pem")}`,
-      `keyfile ${file("good-server.key")}`,
-      "require_certificate true",
-    ],
-  });
+  broker = await startTestBroker({ tls: { ca: file("good-ca.pem"), cert: file("good-server.pem"), key: file("good-server.key") } });
 });
 afterAll(() => broker?.stop());
 
-// TLS needs mosquitto (aedes here has no TLS listener); CI always has it (CI=true fails without).
-describe.skipIf(!mosquitto)("mqtts://", () => {
+describe("mqtts://", () => {
   const url = () => `mqtts://127.0.0.1:${broker.port}`;
 
   it("connects with the CA and a client certificate, and answers requests", async () => {
     const hub = await startHubTransport({
-      mqtt: { url: url(), ca: file("good-ca.pem"), cert: file("good-client.pem"), key: file("good-client.key") },
+      mqtt: {
+        url: url(),
+        protocolVersion: broker.protocolVersion,
+        ca: file("good-ca.pem"),
+        cert: file("good-client.pem"),
+        key: file("good-client.key"),
+      },
     });
     await eventually(() => expect(hub.connection).toEqual([true]));
     const app = await connectClient(url(), {
@@ -74,9 +70,9 @@ describe.skipIf(!mosquitto)("mqtts://", () => {
 
   it("never connects to a broker its CA did not sign, nor without a client certificate", async () => {
     const wrongCa = await startHubTransport({
-      mqtt: { url: url(), ca: file("other-ca.pem"), cert: file("good-client.pem"), key: file("good-client.key") },
+      mqtt: { url: url(), protocolVersion: broker.protocolVersion, ca: file("other-ca.pem"), cert: file("good-client.pem"), key: file("good-client.key") },
     });
-    const noCert = await startHubTransport({ mqtt: { url: url(), ca: file("good-ca.pem") } });
+    const noCert = await startHubTransport({ mqtt: { url: url(), protocolVersion: broker.protocolVersion, ca: file("good-ca.pem") } });
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(wrongCa.connection).not.toContain(true);
     expect(noCert.connection).not.toContain(true);

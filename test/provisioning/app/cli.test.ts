@@ -220,7 +220,7 @@ describe("iq over a broker", () => {
   });
 
   it("against a real hub: claim, then user add says what to hand over and how to activate", async () => {
-    const iqHub = await startTestHub({ brokerUrl: broker.url });
+    const iqHub = await startTestHub({ broker });
     onTestFinished(() => iqHub.stop());
     const home = tempHome();
     const env = { IQ_BROKER: broker.url };
