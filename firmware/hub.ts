@@ -148,7 +148,6 @@ export class Hub implements IqContext {
       ...(await this.openKeyed(store, existingKey)),
     };
     this.handler = new RequestHandler(this);
-    this.handler.sweepSoon();
     const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
     if (assumeSynced) log.warn("the clock is taken as synchronised without asking (mock GPIO or clock.assumeSynced)");
     this.clock = await TrustedClock.open({
@@ -209,6 +208,8 @@ export class Hub implements IqContext {
       await removeSetupSecretFile(config.stateDir);
       this.lifecycle.enter("activated");
     }
+    // After a reset at start, if any: the sweep must not walk a sublevel being wiped.
+    this.handler.sweepSoon();
     if (this.options.mqtt !== false) {
       this.transport = new MqttTransport({
         config: config.mqtt,
