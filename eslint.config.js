@@ -16,5 +16,12 @@ export default tseslint.config(
       "@typescript-eslint/no-floating-promises": "error",
     },
   },
+  {
+    // The app side (provisioning/), the HAL and common/ ship without the hub: they never import firmware/.
+    files: ["common/**/*.ts", "hal/**/*.ts", "provisioning/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ group: ["**/firmware/*"], message: "the app side, the HAL and common/ must not depend on the hub (firmware/)" }] }],
+    },
+  },
   { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
 );

@@ -1,18 +1,7 @@
-/**
- * The one root error of the project. Every failure a person or a client can cause carries a
- * stable, machine-readable `code` (documented in docs/protocol.md) and a sentence a person
- * understands in `message`. Transports send both back; logs print both.
- */
-export class IqError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = "IqError";
-  }
-}
+/** The hub's own errors; the root class lives in common/ so that the app side needs no firmware. */
+import { IqError } from "../common/errors.js";
+
+export { IqError };
 
 /** A configuration value is missing or wrong; the message names the key and what is allowed. */
 export class ConfigError extends IqError {
@@ -22,13 +11,5 @@ export class ConfigError extends IqError {
   ) {
     super("config_invalid", `config: ${key}: ${message}`, { key });
     this.name = "ConfigError";
-  }
-}
-
-/** The GPIO hardware cannot be used as configured (wrong chip, no permission, pin busy). */
-export class GpioError extends IqError {
-  constructor(message: string, details?: Record<string, unknown>) {
-    super("gpio_unavailable", message, details);
-    this.name = "GpioError";
   }
 }

@@ -9,7 +9,7 @@
  * it; set a level before the device claims the pin to start in another state (a floating or
  * stuck button, say).
  */
-import { GpioError } from "../firmware/errors.js";
+import { GpioError } from "./errors.js";
 import { DebouncedInput } from "./debounce.js";
 import type { DigitalInput, DigitalOutput, GpioPort, InputOptions, Level } from "./gpio-port.js";
 import { Listeners } from "./listeners.js";

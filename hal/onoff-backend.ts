@@ -4,7 +4,7 @@
  * module instead, so the error translation is checked without hardware.
  */
 import type { Direction, Edge, Gpio } from "onoff";
-import { GpioError } from "../firmware/errors.js";
+import { GpioError } from "./errors.js";
 import { DebouncedInput } from "./debounce.js";
 import type { DigitalInput, DigitalOutput, GpioPort, InputOptions, Level } from "./gpio-port.js";
 import { OutputPin, PinClaims } from "./pin-claims.js";

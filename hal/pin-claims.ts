@@ -3,7 +3,7 @@
  * on one pin is a wiring or config mistake that must stop the start, not fight over the line),
  * an output remembers what it last drove, and closing the port releases every pin still held.
  */
-import { GpioError } from "../firmware/errors.js";
+import { GpioError } from "./errors.js";
 import type { DebouncedInput } from "./debounce.js";
 import type { DigitalOutput, Level } from "./gpio-port.js";
 import { assertBcm } from "./pin-mapping.js";

@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { GpioError } from "../firmware/errors.js";
+import { GpioError } from "./errors.js";
 
 export const DEFAULT_SYSFS_ROOT = "/sys/class/gpio";
 

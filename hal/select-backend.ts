@@ -4,7 +4,7 @@
  * that quietly drives a mock relay while the real door stays shut is worse than one that
  * refuses to start.
  */
-import { GpioError } from "../firmware/errors.js";
+import { GpioError } from "./errors.js";
 import type { GpioPort } from "./gpio-port.js";
 import { MockGpio } from "./mock-backend.js";
 import { type OnoffGpioOptions, openOnoffGpio } from "./onoff-backend.js";

@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 
-import { IqError } from "../firmware/errors.js";
+import { IqError } from "../common/errors.js";
 import { IqClient, type MessageHandler, type Requester } from "./app/client.js";
 import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/companion.js";
 import { AppError } from "./app/errors.js";

@@ -3,7 +3,7 @@
  * compute identically: the CPace channel identifier, the password for each kind, and encodings.
  * The run itself is provisioning/crypto/cpace.ts; the app is the initiator, the IQ the responder.
  */
-import { IqError } from "../firmware/errors.js";
+import { IqError } from "../common/errors.js";
 import { lvCat, utf8 } from "./crypto/bytes.js";
 import { generateCode, CODE_PARAMS } from "./crypto/code.js";
 import { decodeCrockford, encodeCrockford } from "./crypto/crockford.js";

@@ -17,7 +17,7 @@
  * refusing them would make the rule hard to explain, and the lockout covers the rest.
  */
 import { randomInt } from "node:crypto";
-import { IqError } from "../firmware/errors.js";
+import { IqError } from "../common/errors.js";
 
 export const PIN_LENGTH = { min: 4, max: 8 } as const;
 

@@ -15,7 +15,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 
-import { IqError } from "../../firmware/errors.js";
+import { IqError } from "../../common/errors.js";
 import { zeroize } from "../crypto/bytes.js";
 import { CODE_PARAMS, generateCode, type CodePurpose } from "../crypto/code.js";
 import { cpaceFinish, cpaceStart, cpaceVerifyConfirm, deriveAppKeys } from "../crypto/cpace.js";

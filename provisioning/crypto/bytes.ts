@@ -6,7 +6,7 @@
  * Every check throws `IqError("crypto_input_invalid")` naming the argument, so that a bad value
  * that slipped through a transport's schema ends as a clear refusal, not a stack trace.
  */
-import { IqError } from "../../firmware/errors.js";
+import { IqError } from "../../common/errors.js";
 
 const encoder = new TextEncoder();
 

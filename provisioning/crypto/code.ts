@@ -62,7 +62,7 @@ import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 
-import { IqError } from "../../firmware/errors.js";
+import { IqError } from "../../common/errors.js";
 import { lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
 import { decodeCrockford, encodeCrockford } from "./crockford.js";
 

@@ -31,7 +31,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha512 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "@noble/hashes/utils.js";
 
-import { IqError } from "../../firmware/errors.js";
+import { IqError } from "../../common/errors.js";
 import {
   concatBytes,
   equalBytes,

@@ -5,7 +5,7 @@
  * https://www.crockford.com/base32.html (the optional check symbol is not used: FF1 redundancy
  * inside the Code does that job, see code.ts).
  */
-import { IqError } from "../../firmware/errors.js";
+import { IqError } from "../../common/errors.js";
 
 export const CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 

@@ -18,7 +18,7 @@
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { randomBytes } from "@noble/ciphers/utils.js";
 
-import { IqError } from "../../firmware/errors.js";
+import { IqError } from "../../common/errors.js";
 import { concatBytes, lvCat, requireBytes, requireText, requireUint, u64be, utf8 } from "./bytes.js";
 
 const VERSION = 1;

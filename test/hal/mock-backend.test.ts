@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { GpioError } from "../../firmware/errors.js";
+import { GpioError } from "../../hal/errors.js";
 import { MockGpio } from "../../hal/mock-backend.js";
 
 beforeEach(() => vi.useFakeTimers({ now: 1_000 }));

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { GpioError } from "../../firmware/errors.js";
+import { GpioError } from "../../hal/errors.js";
 import { Button } from "../../hal/button.js";
 import { type OnoffGpio, openOnoffGpio } from "../../hal/onoff-backend.js";
 import { Relay } from "../../hal/relay.js";

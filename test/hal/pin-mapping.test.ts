@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { GpioError } from "../../firmware/errors.js";
+import { GpioError } from "../../hal/errors.js";
 import { detectChipBase, listGpioChips, resolveChipBase, sysfsNumber } from "../../hal/pin-mapping.js";
 import { type FakeChip, type FakeMachine, PI4_CHIPS, PI5_CHIPS, fakeMachine } from "./fake-sysfs.js";
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { GpioError } from "../../firmware/errors.js";
+import { GpioError } from "../../hal/errors.js";
 import { MockGpio } from "../../hal/mock-backend.js";
 import { openGpio } from "../../hal/select-backend.js";
 import { fakeOnoff } from "./fake-onoff.js";

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { IqError } from "../../firmware/errors.js";
+import { IqError } from "../../common/errors.js";
 import { checkPin, PIN_LENGTH, randomPin } from "../../provisioning/pin-policy.js";
 
 function refusal(pin: string): { code: string; rule?: unknown; message: string } | undefined {
