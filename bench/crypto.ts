@@ -6,7 +6,8 @@
 import { randomBytes } from "node:crypto";
 import { generateCode, validateCode, validateCodeForUser, type UserDevice } from "../provisioning/crypto/code.js";
 import { cpaceFinish, cpaceStart, cpaceVerifyConfirm, deriveAppKeys } from "../provisioning/crypto/cpace.js";
-import { open, seal } from "../provisioning/crypto/seal.js";
+import { checkCommandMac, openCommand, sealAnswer, sealCommand } from "../provisioning/crypto/command-seal.js";
+import { generateStaticKey } from "../provisioning/crypto/identity.js";
 import { pairingCi, pairingPassword } from "../provisioning/pairing.js";
 import { distribution, durations, rate, type MeasuredRow } from "./measure.js";
 
@@ -74,19 +75,25 @@ async function activationRow(): Promise<MeasuredRow> {
   };
 }
 
-/** A sealed "open" command as the app sends it, sealed and opened: story 6's cost on both ends. */
+/**
+ * A sealed "open" command as the app sends it (protocol v2: an ephemeral X25519 key per command),
+ * checked, opened and answered as the IQ does: story 6's cryptography on both ends.
+ */
 function sealRow(budgetMs: number): MeasuredRow {
-  const context = { key: randomBytes(32), iqId: IQ_ID, appId: "app-1", purpose: "command" };
-  const payload = Buffer.from(JSON.stringify({ op: "open", args: { lock: "door" }, pin: PIN }));
-  let counter = 0;
+  const iq = generateStaticKey();
+  const context = { appKey: randomBytes(32), iqId: IQ_ID, appId: "app-1" };
+  const payload = Buffer.from(JSON.stringify({ op: "open", args: { lock: "door" }, pin: PIN, challenge: "c".repeat(22) }));
+  let n = 0;
   const roundTrip = () => {
-    counter += 1;
-    const sealed = seal({ ...context, counter, payload });
-    open({ ...context, sealed, lastCounter: counter - 1 });
+    const requestId = `r-${n++}`;
+    const sealed = sealCommand({ ...context, requestId, iqStaticKey: iq.publicKey, payload });
+    if (!checkCommandMac({ ...context, requestId, ...sealed })) throw new Error("bench: the MAC did not check");
+    const opened = openCommand({ ...context, requestId, iqStaticSecret: iq.secretKey, epk: sealed.epk, box: sealed.box });
+    sealAnswer({ ...context, requestId, answerKey: opened.answerKey, payload });
   };
   const measured = rate(roundTrip, budgetMs);
   return {
-    name: `seal + open, ${payload.length}-byte command (XChaCha20-Poly1305)`,
+    name: `sealed command, ${payload.length} bytes: seal, MAC, open, answer (X25519 + XChaCha20-Poly1305)`,
     unit: "ops/s",
     values: { rate: measured.rate },
     samples: measured.samples,

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
+import { DEFAULT_TOPIC_PREFIX } from "../provisioning/protocol/topics.js";
 
 /** BCM numbers of the 40-pin header's GPIOs. */
 const bcmPin = z.number().int().min(0).max(27);
@@ -69,7 +70,7 @@ const mqttSchema = z.strictObject({
   ca: z.string().optional(),
   cert: z.string().optional(),
   key: z.string().optional(),
-  topicPrefix: z.string().regex(/^[^#+\s]+$/, "a topic prefix without wildcards").default("iq/v1"),
+  topicPrefix: z.string().regex(/^[^#+\s]+$/, "a topic prefix without wildcards").default(DEFAULT_TOPIC_PREFIX),
   keepaliveS: z.number().int().min(5).max(3_600).default(30),
   /** 4 = MQTT 3.1.1, 5 = MQTT 5. Absent: 5 for an external broker, 4 for the embedded one (aedes speaks 3.1.1 only). */
   protocolVersion: z.union([z.literal(4), z.literal(5)]).optional(),
@@ -97,6 +98,8 @@ export const configSchema = z.strictObject({
   stateDir: z.string().min(1).default(process.env.STATE_DIRECTORY ?? "./state"),
   /** How long the claim window stays open after boot or a short press. */
   claimWindowMs: ms(10_000, 3_600_000).default(300_000),
+  /** How long a random initial PIN stays good unused (a pending user activates within it). */
+  initialPinValidDays: z.number().int().min(1).max(90).default(7),
   gpio: gpioSchema.prefault({}),
   locks: z.array(lockSchema).min(1).max(8).prefault([{ name: "door", pin: 27 }]),
   led: ledSchema.prefault({}),

@@ -17,6 +17,9 @@ import type { HubConfig } from "./config.js";
 import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey, readDeviceKey } from "./device-key.js";
 import type { IqContext, StatusResult } from "./handler/context.js";
 import { RequestHandler } from "./handler/request-handler.js";
+import { WebBudget } from "./handler/web-budget.js";
+import { ensureIqKeys, type IqKeys } from "./iq-keys.js";
+import { createSigner } from "../provisioning/crypto/identity.js";
 import { LED_TABLE, describePattern } from "./led-table.js";
 import { Lifecycle } from "./lifecycle.js";
 import { Lockout } from "./lockout.js";
@@ -39,6 +42,8 @@ export interface HubOptions {
   mqtt?: boolean;
   /** How the clock's synchronisation is found out; tests inject one. */
   checkClockSynced?: () => Promise<boolean>;
+  /** The monotonic clock of challenges and pairing tickets (ms); tests inject one to hold a command back. */
+  monotonic?: () => number;
 }
 
 /** Keys of the `meta` sublevel. `resetting` marks a factory reset under way (power may fail). */
@@ -49,6 +54,8 @@ const META = { iqId: "iqId", claimed: "claimed", lastTrustedTime: "lastTrustedTi
 interface Keyed {
   secrets: SecretStore;
   users: Users;
+  keys: IqKeys;
+  sign: IqContext["sign"];
 }
 
 /** The parts that exist once the store is open. The audit trail outlives a factory reset. */
@@ -68,6 +75,8 @@ export class Hub implements IqContext {
   readonly junk: RateLimiter;
   readonly deviceKeyFile: string;
   readonly now: () => number;
+  readonly webBudget: WebBudget;
+  readonly initialPinTtlMs: number;
   private running: Running | undefined;
   private handler: RequestHandler | undefined;
   private transport: MqttTransport | undefined;
@@ -102,6 +111,8 @@ export class Hub implements IqContext {
     this.access = new Access(this.locks, () => this.events, this.lifecycle, () => this.publishState());
     this.junk = new RateLimiter(this.now);
     this.deviceKeyFile = deviceKeyFile(config.stateDir);
+    this.webBudget = new WebBudget(() => this.store, this.now);
+    this.initialPinTtlMs = config.initialPinValidDays * 24 * 60 * 60_000;
   }
 
   private get run(): Running {
@@ -127,6 +138,12 @@ export class Hub implements IqContext {
   get lockout(): Lockout {
     return this.run.lockout;
   }
+  keys(): IqKeys {
+    return this.run.keys;
+  }
+  sign(kind: "answer" | "state" | "event", body: unknown): { signed: string; sig: string } {
+    return this.run.sign(kind, body);
+  }
   get responsesTopic(): string {
     return topicsFor(this.iqId, this.options.config.mqtt.topicPrefix).responses;
   }
@@ -147,7 +164,7 @@ export class Hub implements IqContext {
       iqId: await this.ensureIqId(store),
       ...(await this.openKeyed(store, existingKey)),
     };
-    this.handler = new RequestHandler(this);
+    this.handler = new RequestHandler(this, this.options.monotonic);
     const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
     if (assumeSynced) log.warn("the clock is taken as synchronised without asking (mock GPIO or clock.assumeSynced)");
     this.clock = await TrustedClock.open({
@@ -216,6 +233,7 @@ export class Hub implements IqContext {
         iqId: this.iqId,
         log,
         audit: this.events,
+        sign: (kind, body) => JSON.stringify(this.sign(kind, body)),
         onRequest: this.requests.sink,
         onConnectionChange: (connected) => this.lifecycle.setBrokerConnected(connected),
       });
@@ -300,6 +318,7 @@ export class Hub implements IqContext {
     this.lifecycle.enter("resetting");
     this.access.lockAll();
     this.handler?.pairing.clear();
+    this.handler?.challenges.forget();
     await store.put("meta", META.resetting, true);
     secrets.close();
     await destroyDeviceKey(this.deviceKeyFile);
@@ -324,7 +343,9 @@ export class Hub implements IqContext {
     deviceKey ??= await ensureDeviceKey(this.deviceKeyFile);
     const secrets = new SecretStore(store, deviceKey);
     deviceKey.fill(0);
-    return { secrets, users: new Users(store, secrets, this.now) };
+    const keys = await ensureIqKeys(secrets);
+    const iqId = await this.ensureIqId(store);
+    return { secrets, users: new Users(store, secrets, this.now), keys, sign: createSigner(keys.identitySecret, iqId) };
   }
 
   /** The configured id, else the one generated at first start and kept in the store. */

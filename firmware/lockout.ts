@@ -42,6 +42,14 @@ export const LOCKOUT = {
   forgetBlocksAfterMs: 24 * 60 * 60_000,
 } as const;
 
+/**
+ * Keys ending in this are pairing counters: throttled by the same doubling blocks, never
+ * disabled. A pending user's activation can be tried by anyone who knows the user id; a disable
+ * there would let a stranger lock the user out until the Owner acts. The bound on guessing the
+ * initial PIN comes from its lifetime instead (docs/security.md).
+ */
+export const PAIR_SUFFIX = "/pair";
+
 export type LockoutStatus =
   | { allowed: true }
   | { allowed: false; reason: "blocked"; until: number }
@@ -126,7 +134,7 @@ export class Lockout {
 
   private async fail(userId: string, record: LockoutRecord): Promise<LockoutStatus> {
     const now = this.now();
-    const next = afterFailure(record, now);
+    const next = afterFailure(record, now, !userId.endsWith(PAIR_SUFFIX));
     await this.store.put("lockout", userId, next);
     return statusOf(next, now);
   }
@@ -157,12 +165,12 @@ export class Lockout {
   }
 }
 
-function afterFailure(record: LockoutRecord, now: number): LockoutRecord {
+function afterFailure(record: LockoutRecord, now: number, mayDisable: boolean): LockoutRecord {
   const failuresInARow = record.failuresInARow + 1;
   const forgotten = now - record.lastFailureAt >= LOCKOUT.forgetBlocksAfterMs;
   const blocks = forgotten ? 0 : record.blocks;
   const next: LockoutRecord = { failuresInARow, blocks, blockedUntil: 0, lastFailureAt: now, disabled: record.disabled };
-  if (failuresInARow >= LOCKOUT.disableAfter) return { ...next, disabled: true };
+  if (mayDisable && failuresInARow >= LOCKOUT.disableAfter) return { ...next, disabled: true };
   if (failuresInARow < LOCKOUT.wrongEntryLimit) return next;
   const blockMs = Math.min(LOCKOUT.firstBlockMs * 2 ** blocks, LOCKOUT.maxBlockMs);
   return { ...next, blocks: blocks + 1, blockedUntil: now + blockMs };

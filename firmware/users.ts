@@ -22,6 +22,8 @@ export interface User {
 export type PinRecord = {
   pin: string;
   pending: boolean;
+  /** When a random initial PIN was made (ms): it expires unused (docs/security.md). */
+  issuedAt?: number;
 };
 
 /** Sealed: what the IQ knows of one activated app. */
@@ -31,9 +33,7 @@ export type AppRecord = {
   userId: string;
   codeKey: string;
   messageKey: string;
-  /** Last accepted sealed-command counter. */
-  commandCounter: number;
-  /** Last accepted Code counter. */
+  /** Last accepted Code counter. (Sealed commands need none: their freshness is a challenge.) */
   codeCounter: number;
   activatedAt: string;
 };
@@ -93,7 +93,7 @@ export class Users {
     const pin = chosenPin ?? randomPin();
     await this.store.commit([
       { type: "put", in: "users", key: user.userId, value: user },
-      this.secrets.sealOp(pinKey(user.userId), { pin, pending: chosenPin === undefined } satisfies PinRecord),
+      this.secrets.sealOp(pinKey(user.userId), this.pinRecord(pin, chosenPin === undefined)),
       ...extra(user),
     ]);
     return { user, initialPin: pin };
@@ -105,7 +105,7 @@ export class Users {
     const pin = randomPin();
     await this.store.commit([
       { type: "put", in: "users", key: user.userId, value: restored },
-      this.secrets.sealOp(pinKey(user.userId), { pin, pending: true } satisfies PinRecord),
+      this.secrets.sealOp(pinKey(user.userId), this.pinRecord(pin, true)),
     ]);
     return { user: restored, initialPin: pin };
   }
@@ -126,7 +126,7 @@ export class Users {
     const appIds = await this.appIds(userId);
     const pin = randomPin();
     await this.store.commit([
-      this.secrets.sealOp(pinKey(userId), { pin, pending: true } satisfies PinRecord),
+      this.secrets.sealOp(pinKey(userId), this.pinRecord(pin, true)),
       ...appIds.flatMap((id) => this.appDeleteOps(id)),
       ...extra,
     ]);
@@ -134,7 +134,7 @@ export class Users {
   }
 
   async changePin(userId: string, pin: string): Promise<void> {
-    await this.secrets.put(pinKey(userId), { pin, pending: false } satisfies PinRecord);
+    await this.secrets.put(pinKey(userId), this.pinRecord(pin, false));
   }
 
   /** Stores a newly activated app; an activation with the random PIN uses that PIN up. */
@@ -147,7 +147,7 @@ export class Users {
     return [
       { type: "put", in: "apps", key: record.appId, value: record.userId },
       this.secrets.sealOp(appKey(record.appId), record),
-      ...(pinUsedUp ? [this.secrets.sealOp(pinKey(record.userId), { ...pinUsedUp, pending: false })] : []),
+      ...(pinUsedUp ? [this.secrets.sealOp(pinKey(record.userId), this.pinRecord(pinUsedUp.pin, false))] : []),
     ];
   }
 
@@ -158,6 +158,11 @@ export class Users {
 
   private appDeleteOps(appId: string): StoreOp[] {
     return [{ type: "del", in: "apps", key: appId }, this.secrets.delOp(appKey(appId))];
+  }
+
+  /** A random initial PIN is pending (not yet used to activate) and dated, so that it expires. */
+  private pinRecord(pin: string, pending: boolean): PinRecord {
+    return pending ? { pin, pending, issuedAt: this.now() } : { pin, pending };
   }
 
   private isoNow(): string {

@@ -355,6 +355,24 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     },
   );
 
+  const relay = program.command("relay").description("the web relay: a paired party that passes on people's Codes (Owner)");
+  on(
+    relay
+      .command("add")
+      .description("pair a web relay; the IQ makes its one-time initial PIN")
+      .requiredOption("--name <name>", "the relay's name (for example: cloud)")
+      .addOption(pinOption()),
+    async (run, self) => {
+      const opts = self.opts<{ name: string; pin?: string }>();
+      const iqId = await run.iqId();
+      const added = await run.companion.addRelay({ iqId, pin: await run.pin(opts.pin), name: opts.name });
+      return {
+        text: `Added the web relay ${added.name}. Initial PIN: ${added.initialPin} — ${handOver(await run.broker(), iqId, added.userId, added.initialPin, "the relay activates", added.name)}`,
+        json: added,
+      };
+    },
+  );
+
   on(
     program
       .command("activate")
@@ -432,7 +450,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   const webOptions = (command: Command): Command =>
     command
       .option("--lock <name>", "which lock", DEFAULT_LOCK)
-      .option("--web", "act as the web app: send a Code instead of sealing the PIN")
+      .option("--web", "act as the web relay (a profile paired with 'iq relay add'): pass on a person's Code")
       .option("--user <userId>", "with --web: the user id")
       .option("--code <code>", "with --web: a Code made by the app (iq code)")
       .addOption(pinOption("your PIN, without --web"));

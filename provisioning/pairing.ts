@@ -15,7 +15,7 @@ export const SETUP_SECRET_SYMBOLS = 12;
 
 /** The CPace channel identifier: binds the run to this kind, IQ, app and user. */
 export function pairingCi(kind: PairKind, iqId: string, appId: string, userId = ""): Uint8Array {
-  return lvCat(utf8("iq-hub/v1/pair"), utf8(kind), utf8(iqId), utf8(appId), utf8(userId));
+  return lvCat(utf8("iq-hub/v2/pair"), utf8(kind), utf8(iqId), utf8(appId), utf8(userId));
 }
 
 /** Canonical form of a setup secret as typed (any case, dashes, O/I/L look-alikes). */

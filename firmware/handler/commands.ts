@@ -1,30 +1,37 @@
 /**
- * Sealed commands from an activated app (story 6 and the management stories 2, 7, 8, 9): the
- * command and the PIN arrive under the app's message key with a strictly increasing counter;
- * the answer goes back under the same key, so the cloud in between reads neither, not even the
- * random PINs the IQ hands out.
+ * Sealed commands from an activated app (story 6, the management stories 2, 7, 8, 9, and the web
+ * relay's Codes, story 5; protocol v2). Each command is sealed for itself: an ephemeral X25519
+ * key against the IQ's static key, mixed with the app's message key (command-seal.ts), so neither
+ * the cloud nor a later thief of the app's key file reads the PIN or the command. A cheap MAC is
+ * checked first, so junk under a known app id never costs an X25519. Freshness is a single-use
+ * challenge the IQ issued within the last 30 s of its monotonic clock; the answer, sealed the same
+ * way, carries the next one.
  */
 import type { z } from "zod";
-import { open as openSealed, seal } from "../../provisioning/crypto/seal.js";
+import { utf8 } from "../../provisioning/crypto/bytes.js";
+import { CODE_PARAMS } from "../../provisioning/crypto/code.js";
+import { checkCommandMac, openCommand, sealAnswer } from "../../provisioning/crypto/command-seal.js";
 import { fromB64u, toB64u } from "../../provisioning/pairing.js";
 import { checkPin } from "../../provisioning/pin-policy.js";
-import { CODE_PARAMS } from "../../provisioning/crypto/code.js";
 import {
   backupSchema,
   commandArgs,
   commandBox,
-  SEAL_PURPOSE,
   type Backup,
   type CommandOp,
+  type ErrorBody,
+  type SealedAnswerBody,
 } from "../../provisioning/protocol/messages.js";
 import type { EventSource } from "../audit.js";
 import { IqError } from "../errors.js";
+import { RateLimiter } from "../rate-limit.js";
 import type { AppRecord, User } from "../users.js";
+import type { Challenges } from "./challenges.js";
 import type { IqContext } from "./context.js";
+import { errorBody } from "./error-body.js";
 import type { Pairing } from "./pairing.js";
-import { assertUnexpired } from "./expiry.js";
 import { requireAllowed, requireManages } from "./roles.js";
-import { acceptUserCode, clearLockoutOps, lockedError, lockoutKey, requirePin, samePin, type WrongPinCodes } from "./refusals.js";
+import { acceptUserCode, clearLockoutOps, lockedError, lockoutKey, requireClock, requirePin, samePin, type WrongPinCodes } from "./refusals.js";
 
 interface Caller {
   user: User;
@@ -32,51 +39,80 @@ interface Caller {
   source: EventSource;
 }
 
+/** What a command that proved its app key comes to: the sealed answer, and the refusal if any. */
+export interface SealedOutcome {
+  box: string;
+  error?: ErrorBody;
+  /** The op inside the box, for the audit trail. */
+  op?: CommandOp;
+  user?: User;
+  args?: Record<string, unknown>;
+}
+
+/**
+ * Web Codes checked per second for the whole IQ, whatever relay sends them: the speed limit on
+ * guessing (the per-user WEB_BUDGET bounds the total). 20 in a burst, then 1 a second.
+ */
+const WEB_CODE_RATE = { capacity: 20, refillPerSecond: 1 } as const;
+
 export class Commands {
+  private readonly webCodes: RateLimiter;
+
   constructor(
     private readonly ctx: IqContext,
     private readonly pairing: Pairing,
     private readonly wrongPins: WrongPinCodes,
-  ) {}
+    private readonly challenges: Challenges,
+  ) {
+    this.webCodes = new RateLimiter(ctx.now, WEB_CODE_RATE);
+  }
 
-  /** Opens the box, checks counter, PIN and role, runs the command, seals the answer. */
-  async handle(args: { appId: string; box: string }, source: EventSource, authenticated: () => void): Promise<{ box: string }> {
+  /**
+   * Opens the box; throws IqError while nothing is proved (unknown app, bad MAC, a box that does
+   * not open). From then on every outcome, refusals included, is a sealed answer.
+   */
+  async handle(args: { appId: string; epk: string; mac: string; box: string }, requestId: string, source: EventSource): Promise<SealedOutcome> {
     const { ctx } = this;
     const app = await ctx.users.app(args.appId);
     if (app === undefined) {
       throw new IqError("not_activated", "this app is not activated on this IQ (any more): activate it again");
     }
-    const sealContext = { key: fromB64u(app.messageKey), iqId: ctx.iqId, appId: app.appId };
-    const opened = openSealed({
-      ...sealContext,
-      purpose: SEAL_PURPOSE.command,
-      sealed: fromB64u(args.box, "box"),
-      lastCounter: app.commandCounter,
-    });
-    authenticated();
-    // The counter is spent before anything else happens: the same box never runs twice.
-    const current: AppRecord = { ...app, commandCounter: opened.counter };
-    await ctx.users.saveApp(current);
-    const parsed = commandBox.safeParse(parseJson(opened.payload));
-    if (!parsed.success) throw new IqError("request_malformed", `command: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-    assertUnexpired([parsed.data.expiresAt], ctx.now(), ctx.clockSynced());
-    const user = await ctx.users.require(app.userId);
-    await this.checkPinOf(user, parsed.data.pin, source);
-    const { op } = parsed.data;
-    requireAllowed(user, op);
-    const opArgs = commandArgs[op].safeParse(parsed.data.args);
-    if (!opArgs.success) throw new IqError("request_malformed", `${op}: ${opArgs.error.issues[0]?.message ?? "invalid"}`);
-    const result = await this.run(op, opArgs.data, { user, app: current, source });
-    const sealed = seal({
-      ...sealContext,
-      purpose: SEAL_PURPOSE.response,
-      counter: opened.counter,
-      payload: Buffer.from(JSON.stringify(result)),
-    });
-    return { box: toB64u(sealed) };
+    const appKey = fromB64u(app.messageKey);
+    const sealed = { iqId: ctx.iqId, appId: app.appId, appKey, requestId, epk: fromB64u(args.epk, "epk"), box: fromB64u(args.box, "box") };
+    if (!checkCommandMac({ ...sealed, mac: fromB64u(args.mac, "mac") })) throw sealInvalid();
+    const { payload, answerKey } = openCommand({ ...sealed, iqStaticSecret: ctx.keys().staticSecret });
+    const answer = (body: SealedAnswerBody): string =>
+      toB64u(sealAnswer({ answerKey, iqId: ctx.iqId, appId: app.appId, requestId, payload: utf8(JSON.stringify(body)) }));
+    let op: CommandOp | undefined;
+    let user: User | undefined;
+    let opArgs: Record<string, unknown> | undefined;
+    try {
+      const parsed = commandBox.safeParse(parseJson(payload));
+      if (!parsed.success) throw new IqError("request_malformed", `command: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+      ({ op } = parsed.data);
+      opArgs = parsed.data.args;
+      // Freshness first: a held-back command is refused before its PIN is looked at.
+      if (!this.challenges.consume(app.appId, parsed.data.challenge)) {
+        throw new IqError("challenge_required", "this command carries no live challenge from the IQ: send it again with the challenge in this answer");
+      }
+      user = await ctx.users.require(app.userId);
+      if (user.role !== "relay") await this.checkPinOf(user, parsed.data.pin, source);
+      requireAllowed(user, op);
+      const valid = commandArgs[op].safeParse(parsed.data.args);
+      if (!valid.success) throw new IqError("request_malformed", `${op}: ${valid.error.issues[0]?.message ?? "invalid"}`);
+      const result = await this.run(op, valid.data, { user, app, source });
+      return { box: answer({ ok: true, result, challenge: this.challenges.issue(app.appId) }), op, user, args: opArgs };
+    } catch (error) {
+      const body = errorBody(error, ctx.log, "command");
+      return { box: answer({ ok: false, error: body, challenge: this.challenges.issue(app.appId) }), error: body, ...(op && { op }), ...(user && { user }), ...(opArgs && { args: opArgs }) };
+    } finally {
+      answerKey.fill(0);
+      appKey.fill(0);
+    }
   }
 
-  private async checkPinOf(user: User, pin: string, source: EventSource): Promise<void> {
+  private async checkPinOf(user: User, pin: string | undefined, source: EventSource): Promise<void> {
+    if (pin === undefined) throw new IqError("request_malformed", "command: pin is required");
     const stored = await requirePin(this.ctx, user.userId);
     const attempt = await this.ctx.lockout.attempt(lockoutKey(user.userId, source), () => samePin(pin, stored.pin));
     if (attempt.outcome === "refused") throw lockedError(attempt.status, this.ctx.now());
@@ -114,8 +150,9 @@ export class Commands {
         const { userId } = args as z.infer<(typeof commandArgs)["user.remove"]>;
         const target = await ctx.users.require(userId);
         requireManages(caller.user, target.role);
+        const appIds = await ctx.users.appIds(userId);
         await ctx.users.remove(userId, clearLockoutOps(ctx, userId));
-        this.pairing.forgetUser(userId);
+        this.forgetUser(userId, appIds);
         await ctx.events.record({ type: "user_removed", source: caller.source, user: caller.user.userId, details: { userId } });
         return { userId };
       }
@@ -140,6 +177,7 @@ export class Commands {
       case "device.invite": {
         const { counter } = args as z.infer<(typeof commandArgs)["device.invite"]>;
         if (counter <= caller.app.codeCounter) throw new IqError("invite_invalid", "that Code counter is already used");
+        requireCurrentCounter(ctx, counter);
         if ((await ctx.users.appIds(caller.user.userId)).length >= CODE_PARAMS.devicesPerUser) {
           throw new IqError(
             "too_many_devices",
@@ -154,7 +192,38 @@ export class Commands {
         return { backup: await this.backup() };
       case "restore":
         return this.restore((args as z.infer<(typeof commandArgs)["restore"]>).backup, caller);
+      case "web.open":
+      case "web.office":
+        return this.relayWebCode(op, args as z.infer<(typeof commandArgs)["web.office"]>);
     }
+  }
+
+  /**
+   * Story 5: the paired web relay passes on what a person typed. The person's role, lockout and
+   * web budget decide; the relay proved only that it is the relay. Refused with `rate_limited`
+   * (the relay is told, not ignored) when the IQ-wide speed limit on web Codes is reached.
+   */
+  private async relayWebCode(op: "web.open" | "web.office", args: { userId: string; lock: string; code: string; on?: boolean }): Promise<unknown> {
+    const { ctx } = this;
+    if (!this.webCodes.take()) throw new IqError("rate_limited", "too many web Codes for this IQ right now: try again in a second");
+    const user = await ctx.users.require(args.userId);
+    if (user.role === "relay") throw new IqError("forbidden", "a relay has no Codes of its own");
+    requireAllowed(user, op === "web.open" ? "open" : "office");
+    ctx.access.requireLock(args.lock);
+    const actor = { userId: user.userId, source: "web" as const };
+    if (op === "web.open") {
+      await acceptUserCode(ctx, this.wrongPins, { user, purpose: "open", code: args.code, source: "web", lock: args.lock });
+      return ctx.access.open(args.lock, actor);
+    }
+    const on = args.on === true;
+    await acceptUserCode(ctx, this.wrongPins, { user, purpose: on ? "office_on" : "office_off", code: args.code, source: "web", lock: args.lock });
+    return ctx.access.setOfficeMode(args.lock, on, actor);
+  }
+
+  /** The user's apps, invitation and challenges are gone with their PIN (reset) or with them. */
+  private forgetUser(userId: string, appIds: readonly string[]): void {
+    this.pairing.forgetUser(userId);
+    for (const appId of appIds) this.challenges.forget(appId);
   }
 
   /** Story 7: only the Owner, and only with the Owner's own Code, resets a user's PIN. */
@@ -165,8 +234,9 @@ export class Commands {
     }
     const target = await ctx.users.require(args.userId);
     await acceptUserCode(ctx, this.wrongPins, { user: caller.user, purpose: "owner_reset", code: args.code, source: caller.source });
+    const appIds = await ctx.users.appIds(target.userId);
     const initialPin = await ctx.users.resetPin(target.userId, clearLockoutOps(ctx, target.userId));
-    this.pairing.forgetUser(target.userId);
+    this.forgetUser(target.userId, appIds);
     await ctx.events.record({ type: "pin_reset", source: caller.source, user: caller.user.userId, details: { userId: target.userId } });
     return { userId: target.userId, initialPin };
   }
@@ -210,6 +280,23 @@ export class Commands {
       details: { users: restored.length, missingLocks },
     });
     return { users: restored, missingLocks };
+  }
+}
+
+function sealInvalid(): IqError {
+  return new IqError("seal_invalid", "the sealed command is damaged, or not sealed for this IQ and app");
+}
+
+/**
+ * A second-device Code counter must belong to a time step the IQ would accept a Code of now: a
+ * counter far ahead would burn every later Code of the app (counters only move forward).
+ */
+function requireCurrentCounter(ctx: IqContext, counter: number): void {
+  requireClock(ctx);
+  const step = Math.floor(counter / CODE_PARAMS.codesPerStep);
+  const now = Math.floor(ctx.now() / (CODE_PARAMS.stepSeconds * 1000));
+  if (step > now + CODE_PARAMS.stepsAhead || step < now - CODE_PARAMS.stepsBack) {
+    throw new IqError("invite_invalid", "that Code counter does not belong to a current Code (is this device's clock right?)");
   }
 }
 

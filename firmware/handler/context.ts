@@ -10,6 +10,8 @@ import type { Logger } from "../log.js";
 import type { RateLimiter } from "../rate-limit.js";
 import type { Store, StoreOp } from "../store.js";
 import type { Users } from "../users.js";
+import type { IqKeys } from "../iq-keys.js";
+import type { WebBudget } from "./web-budget.js";
 
 export interface StatusResult {
   iqId: string;
@@ -48,4 +50,12 @@ export interface IqContext {
   afterClaim(): Promise<void>;
   /** Settings that a backup carries (story 8). */
   settings(): Record<string, unknown>;
+  /** The IQ's identity and static keys (made with the setup secret, replaced by a factory reset). */
+  keys(): IqKeys;
+  /** A document signed by the IQ's identity key (answers, state, events). */
+  sign(kind: "answer" | "state" | "event", body: unknown): { signed: string; sig: string };
+  /** Failed web Codes per user in a rolling window. */
+  readonly webBudget: WebBudget;
+  /** How long an unused random initial PIN stays good. */
+  readonly initialPinTtlMs: number;
 }

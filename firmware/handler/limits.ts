@@ -6,7 +6,7 @@ export const REQUESTS = {
   maxBytes: 256 * 1024,
   /** Requests waiting for the handler; more are dropped (a flood must not exhaust a Pi Zero's memory). */
   maxQueued: 100,
-  /** A command lives at most this long. */
+  /** An envelope's expiresAt may lie at most this far ahead. */
   maxCommandLifetimeMs: 5 * 60_000,
   /** Phones and IQs disagree on the time by seconds, laptops by more: expiry allows this much. */
   clockSkewMs: 60_000,
@@ -14,3 +14,14 @@ export const REQUESTS = {
 
 /** Refusals of requests that proved no app key, recorded as audit events: 30 in a burst, then 1 a minute. */
 export const REFUSAL_EVENTS = { capacity: 30, refillPerSecond: 1 / 60 } as const;
+
+/**
+ * Budgets for what anyone may send without a key, taken before a request is queued; beyond them
+ * requests are dropped unanswered. Reads (`status`, `events.list`): a client polling once a second
+ * never meets the limit. Pairing starts: each costs the IQ a CPace computation (~3 ms), and a
+ * person pairs a few times a year.
+ */
+export const METERS = {
+  reads: { capacity: 20, refillPerSecond: 5 },
+  pairStarts: { capacity: 10, refillPerSecond: 1 },
+} as const;

@@ -9,10 +9,11 @@ import { equalBytes, utf8 } from "../../provisioning/crypto/bytes.js";
 import { fromB64u } from "../../provisioning/pairing.js";
 import type { EventSource } from "../audit.js";
 import { IqError } from "../errors.js";
-import type { LockoutStatus } from "../lockout.js";
+import { PAIR_SUFFIX, type LockoutStatus } from "../lockout.js";
 import type { StoreOp } from "../store.js";
 import type { AppRecord, PinRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
+import { WEB_BUDGET } from "./web-budget.js";
 
 
 /** The error for a user who may not try now. */
@@ -26,32 +27,41 @@ export function lockedError(status: Exclude<LockoutStatus, { allowed: true }>, n
 }
 
 /**
- * The lockout counter a wrong attempt goes to. Codes relayed by the web app have a counter of
- * their own: anyone who can publish to the broker can send random Codes naming a user, and about
- * one in 512 of them decrypts to "wrong PIN" (code.ts), so a flood could otherwise disable the
- * user's phone too. The phone's PIN (sealed commands, activation) can only be tried with the
- * phone's keys. A phone thief trying PINs through web Codes is stopped by the web counter.
+ * Which of a user's counters a wrong attempt goes to. The phone's (`app`, also BLE): sealed
+ * commands and Codes inside them. The web counter: Codes relayed by the web relay, which is the
+ * cloud and may itself guess, so its failures must not disable the user's phone. The pairing
+ * counter: activation and second-device runs, which anyone who knows a pending user's id can
+ * start, so they must never touch the phone's counter and never disable (Lockout's policy for
+ * `/pair` keys).
  */
-export function lockoutKey(userId: string, source: EventSource): string {
-  return source === "web" ? `${userId}/web` : userId;
+export type CounterPath = EventSource | "pair";
+
+export function lockoutKey(userId: string, path: CounterPath): string {
+  if (path === "web") return `${userId}/web`;
+  if (path === "pair") return `${userId}${PAIR_SUFFIX}`;
+  return userId;
 }
 
 /** Every counter of the user: what an Owner's PIN reset or a removal clears. */
 export function clearLockoutOps(ctx: IqContext, userId: string): StoreOp[] {
-  return [ctx.lockout.clearOp(lockoutKey(userId, "app")), ctx.lockout.clearOp(lockoutKey(userId, "web"))];
+  return [
+    ...(["app", "web", "pair"] as const).map((path) => ctx.lockout.clearOp(lockoutKey(userId, path))),
+    ctx.webBudget.clearOp(userId),
+  ];
 }
 
 /** Refuses up front if the user is blocked or disabled on this path. */
-export async function requireMayTry(ctx: IqContext, userId: string, source: EventSource): Promise<void> {
-  const status = await ctx.lockout.check(lockoutKey(userId, source));
+export async function requireMayTry(ctx: IqContext, userId: string, path: CounterPath): Promise<void> {
+  const status = await ctx.lockout.check(lockoutKey(userId, path));
   if (!status.allowed) throw lockedError(status, ctx.now());
 }
 
 /** Counts a wrong PIN/Code (or a failed pairing run); records and shows a lockout it causes. */
-export async function countWrong(ctx: IqContext, user: User, source: EventSource): Promise<LockoutStatus> {
-  const status = await ctx.lockout.recordFailure(lockoutKey(user.userId, source));
+export async function countWrong(ctx: IqContext, user: User, path: CounterPath): Promise<LockoutStatus> {
+  const status = await ctx.lockout.recordFailure(lockoutKey(user.userId, path));
   if (!status.allowed) {
-    await ctx.events.record({ type: "lockout", source, user: user.userId, reason: status.reason });
+    const source: EventSource = path === "pair" ? "app" : path;
+    await ctx.events.record({ type: "lockout", source, user: user.userId, reason: status.reason, details: { counter: path } });
     ctx.lifecycle.showLockedOut();
   }
   return status;
@@ -126,6 +136,8 @@ export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, a
     throw new IqError("code_replay", "this Code was already refused: make a new Code");
   }
   await requireMayTry(ctx, user.userId, source);
+  const web = source === "web";
+  if (web) await requireWebBudget(ctx, user.userId);
   const { pin } = await requirePin(ctx, user.userId);
   const verdict = validateCodeForUser({
     iqId: ctx.iqId,
@@ -143,6 +155,8 @@ export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, a
     await ctx.lockout.recordSuccess(lockoutKey(user.userId, source));
     return updated;
   }
+  // A guess that failed (not a replay, which proves nothing new) spends the web budget.
+  if (web && verdict.reason !== "replay") await spendWebBudget(ctx, user);
   switch (verdict.reason) {
     case "wrong_pin":
       wrongPins.add(user.userId, purpose, code);
@@ -152,5 +166,23 @@ export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, a
       throw new IqError("code_replay", "this Code was already used (or a newer one was): make a new Code");
     case "not_ours":
       throw new IqError("code_rejected", "not a valid Code for this user, lock and purpose, or it has expired");
+  }
+}
+
+async function requireWebBudget(ctx: IqContext, userId: string): Promise<void> {
+  const budget = await ctx.webBudget.check(userId);
+  if (budget.allowed) return;
+  const hours = Math.max(1, Math.ceil((budget.until - ctx.now()) / 3_600_000));
+  throw new IqError(
+    "locked_out",
+    `too many wrong web Codes for this user in 24 hours: web Codes are refused for up to ${hours} h (the app's PIN still works)`,
+    { until: budget.until },
+  );
+}
+
+async function spendWebBudget(ctx: IqContext, user: User): Promise<void> {
+  const remaining = await ctx.webBudget.spend(user.userId);
+  if (remaining === WEB_BUDGET.warnAtRemaining) {
+    await ctx.events.record({ type: "web_budget_low", source: "web", user: user.userId, details: { remaining } });
   }
 }

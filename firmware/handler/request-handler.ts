@@ -1,138 +1,134 @@
 /**
- * The request handler every transport calls: bytes in, bytes out. It parses the envelope,
- * refuses expired and repeated requests, runs one request at a time (so two copies of a Code or
- * a sealed command can never both pass their counter check), and turns every failure into an
- * error response with a stable code — it never throws and never crashes the hub on input.
+ * The request handler every transport calls: bytes in, bytes out (protocol v2). It meters what
+ * anyone can send before it queues anything, parses the envelope, answers an exact repeat with
+ * the answer it remembers, runs one request at a time (sealed commands in a lane of their own),
+ * and turns every failure into an error response with a stable code — it never throws and never
+ * crashes the hub on input. Every answer is signed by the IQ's identity key or sealed for the app
+ * that asked, so nobody else on the broker can forge one.
  */
-import { IqError } from "../errors.js";
 import type { EventSource } from "../audit.js";
+import { IqError } from "../errors.js";
 import {
+  EVENTS_PAGE,
   PLAIN_OPS,
   PROTOCOL_VERSION,
   plainArgs,
   requestEnvelope,
+  type AnswerBody,
   type ErrorBody,
   type PlainOp,
   type RequestEnvelope,
-  type ResponseEnvelope,
 } from "../../provisioning/protocol/messages.js";
+import { isPublishableTopic } from "../../provisioning/protocol/topics.js";
 import type { InboundRequest, OutboundResponse, RequestSink } from "../transports/transport.js";
-import { Commands } from "./commands.js";
-import type { IqContext } from "./context.js";
-import { Pairing } from "./pairing.js";
 import { RateLimiter } from "../rate-limit.js";
+import { AnswerMemory } from "./answer-memory.js";
+import { Challenges } from "./challenges.js";
+import { Commands, type SealedOutcome } from "./commands.js";
+import type { IqContext } from "./context.js";
+import { errorBody } from "./error-body.js";
 import { assertUnexpired } from "./expiry.js";
-import { REFUSAL_EVENTS, REQUESTS } from "./limits.js";
-import { acceptUserCode, WrongPinCodes } from "./refusals.js";
-import { requireAllowed } from "./roles.js";
+import { LANE, Lanes } from "./lanes.js";
+import { METERS, REFUSAL_EVENTS, REQUESTS } from "./limits.js";
+import { Pairing } from "./pairing.js";
+import { WrongPinCodes } from "./refusals.js";
 
-
-/** Ops that read and change nothing: repeating them is harmless, so their ids are not stored. */
+/** Ops that read and change nothing: repeating them is harmless, so their answers are not stored. */
 const READ_ONLY: ReadonlySet<string> = new Set(["status", "events.list"]);
-const WEB_OPS: ReadonlySet<string> = new Set(["web.open", "web.office"]);
 /** What an unclaimed IQ answers: looking at it, and claiming it. */
 const BEFORE_CLAIM: ReadonlySet<PlainOp> = new Set(["status", "events.list", "pair.start", "pair.finish"]);
-
-interface RequestState {
-  /** The request proved an app key (a sealed command opened): its refusals are not junk. */
-  authenticated: boolean;
-  /** A junk token was already taken for it. */
-  charged: boolean;
-}
-
-/** Ops that act on the door or on users: they must carry an expiry. */
-const COMMANDS: ReadonlySet<PlainOp> = new Set(["app", "web.open", "web.office"]);
 /** Errors that do not deserve an audit event (nothing was decided about anyone). */
 const UNRECORDED: ReadonlySet<string> = new Set(["request_malformed", "op_unknown", "internal_error"]);
 
-interface Remembered {
-  at: number;
-  response: ResponseEnvelope;
-}
+type Parsed = { ok: true; envelope: RequestEnvelope } | { ok: false; error: IqError };
 
 export class RequestHandler {
-  private queue: Promise<unknown> = Promise.resolve();
   readonly pairing: Pairing;
+  readonly challenges: Challenges;
   private readonly commands: Commands;
-  private handled = 0;
-  private waiting = 0;
-  private readonly wrongPins: WrongPinCodes;
+  private readonly answers: AnswerMemory;
+  private readonly lanes = new Lanes(REQUESTS.maxQueued);
+  private readonly reads: RateLimiter;
+  private readonly pairStarts: RateLimiter;
   /** Junk refusals recorded as events: a burst, then one a minute. */
   private readonly junkEvents: RateLimiter;
   private suppressedRefusals = 0;
 
-  constructor(private readonly ctx: IqContext) {
+  constructor(
+    private readonly ctx: IqContext,
+    monotonic: () => number = () => performance.now(),
+  ) {
     this.junkEvents = new RateLimiter(ctx.now, REFUSAL_EVENTS);
-    this.wrongPins = new WrongPinCodes(ctx.now);
-    this.pairing = new Pairing(ctx);
-    this.commands = new Commands(ctx, this.pairing, this.wrongPins);
+    this.reads = new RateLimiter(ctx.now, METERS.reads);
+    this.pairStarts = new RateLimiter(ctx.now, METERS.pairStarts);
+    this.challenges = new Challenges(monotonic);
+    this.answers = new AnswerMemory(() => ctx.store, ctx.now);
+    this.pairing = new Pairing(ctx, this.challenges, monotonic);
+    this.commands = new Commands(ctx, this.pairing, new WrongPinCodes(ctx.now), this.challenges);
   }
 
-  /** The sink transports call. A flood beyond MAX_QUEUED waiting requests is dropped unread. */
+  /**
+   * The sink transports call. What anyone can send is metered here, before it is queued: a
+   * flood of reads or pairing starts beyond its budget, or of junk beyond the junk limiter's, is
+   * dropped unanswered and never delays a sealed command.
+   */
   readonly sink: RequestSink = (request) => {
-    if (this.waiting >= REQUESTS.maxQueued) return Promise.resolve(undefined);
-    this.waiting += 1;
-    return this.exclusive(() => this.handle(request)).finally(() => (this.waiting -= 1));
+    const parsed = parseEnvelope(request.payload);
+    if (!parsed.ok) {
+      // No id to answer to, or not ours at all: junk, answered only while the limiter allows.
+      if (!this.ctx.junk.take()) return Promise.resolve(undefined);
+      const route = this.route(undefined, request.responseTopic);
+      return Promise.resolve(this.signed("", route, { ok: false, error: errorBody(parsed.error, this.ctx.log, "request") }));
+    }
+    const { op } = parsed.envelope;
+    if (READ_ONLY.has(op) && !this.reads.take()) return Promise.resolve(undefined);
+    if (op === "pair.start" && !this.pairStarts.take()) return Promise.resolve(undefined);
+    const lane = op === "app" ? LANE.sealed : LANE.plain;
+    return this.lanes.run(lane, () => this.handle(parsed.envelope, request)) ?? Promise.resolve(undefined);
   };
 
-  /** Runs `task` alone: after the request being handled, before the next (a factory reset). */
+  /** Runs `task` alone: after the request being handled, before any waiting one (a factory reset). */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(task);
-    this.queue = result.catch(() => undefined);
-    return result;
+    return this.lanes.run(LANE.exclusive, task)!;
   }
 
-  private async handle(request: InboundRequest): Promise<OutboundResponse | undefined> {
+  private async handle(envelope: RequestEnvelope, request: InboundRequest): Promise<OutboundResponse | undefined> {
     const { ctx } = this;
-    let envelope: RequestEnvelope;
-    try {
-      envelope = parseEnvelope(request.payload);
-    } catch (error) {
-      // No id to answer to, or not ours at all: junk, answered only while the limiter allows.
-      if (!ctx.junk.take()) return undefined;
-      return { payload: encode({ v: PROTOCOL_VERSION, id: "", ok: false, error: errorBody(error) }) };
+    const route = this.route(envelope.replyTo, request.responseTopic);
+    const memoryKey = READ_ONLY.has(envelope.op) ? undefined : AnswerMemory.keyOf(envelope, route);
+    if (memoryKey !== undefined) {
+      const recalled = await this.answers.recall(memoryKey);
+      if (recalled !== undefined) return { payload: Buffer.from(recalled), ...(route && { replyTo: route }) };
     }
-    const replyTo = this.replyTo(envelope);
-    const remembered = await ctx.store.get<Remembered>("requests", envelope.id);
-    if (remembered !== undefined) return { payload: encode(remembered.response), replyTo };
-    const source = sourceOf(envelope.op, request.via);
-    const state: RequestState = { authenticated: false, charged: false };
-    // A web Code is checked only with a token in hand: that caps how fast anyone can guess
-    // Codes (and how often random ones read as a wrong PIN) whatever they send.
-    if (WEB_OPS.has(envelope.op)) {
-      if (!ctx.junk.take()) return undefined;
-      state.charged = true;
-    }
-    let response: ResponseEnvelope;
+    const source = request.via === "ble" ? "ble" : "app";
+    let response: OutboundResponse;
     try {
       this.checkExpiry(envelope, request.expiresAt);
-      const result = await this.dispatch(envelope, source, state);
-      response = { v: PROTOCOL_VERSION, id: envelope.id, ok: true, result };
+      if (envelope.op === "app" && ctx.lifecycle.phase === "activated") {
+        const outcome = await this.commands.handle(this.args(envelope, "app"), envelope.id, source);
+        if (outcome.error !== undefined) await this.recordSealedRefusal(outcome, source);
+        response = this.payload({ v: PROTOCOL_VERSION, id: envelope.id, box: outcome.box }, route);
+      } else {
+        response = this.signed(envelope.id, route, { ok: true, result: await this.dispatch(envelope) });
+      }
     } catch (error) {
-      const body = errorBody(error);
-      if (body.code === "internal_error") ctx.log.error("request failed", { op: envelope.op, error: (error as Error).stack });
+      const body = errorBody(error, ctx.log, `request ${envelope.op}`);
       // Refusals of requests that proved nothing (no app key) are junk: answered, recorded and
       // remembered only while the limiter allows, so a flood can fill neither disk nor audit.
-      if (!state.authenticated && !state.charged && !ctx.junk.take()) return undefined;
-      response = { v: PROTOCOL_VERSION, id: envelope.id, ok: false, error: body };
-      await this.recordRefusal(envelope, source, body, state.authenticated);
+      if (!ctx.junk.take()) return undefined;
+      await this.recordRefusal(envelope, source, body);
+      response = this.signed(envelope.id, route, { ok: false, error: body });
     }
-    if (!READ_ONLY.has(envelope.op)) await this.remember(envelope.id, response);
-    return { payload: encode(response), replyTo };
+    if (memoryKey !== undefined) await this.answers.remember(memoryKey, Buffer.from(response.payload).toString("utf8"));
+    return response;
   }
 
-  private async dispatch(envelope: RequestEnvelope, source: EventSource, state: RequestState): Promise<unknown> {
+  private async dispatch(envelope: RequestEnvelope): Promise<unknown> {
     const { ctx } = this;
     if (!(PLAIN_OPS as string[]).includes(envelope.op)) {
       throw new IqError("op_unknown", `unknown op "${envelope.op}"; ops: ${PLAIN_OPS.join(", ")}`);
     }
     const op = envelope.op as PlainOp;
-    const parsed = plainArgs[op].safeParse(envelope.args);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new IqError("request_malformed", `${op}: args.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
-    }
-    const args = parsed.data as Record<string, unknown>;
     if (!BEFORE_CLAIM.has(op) && ctx.lifecycle.phase !== "activated") {
       throw new IqError("not_claimed", "this IQ is not claimed yet: claim it first (story 1)");
     }
@@ -140,136 +136,136 @@ export class RequestHandler {
       case "status":
         return ctx.status();
       case "events.list": {
-        const { afterSeq, limit } = args as { afterSeq?: number; limit?: number };
-        return { events: await ctx.events.list({ afterSeq, limit }) };
+        const { afterSeq, limit } = this.args(envelope, op);
+        return { events: await this.eventsPage(afterSeq, limit) };
       }
       case "pair.start":
-        return this.pairing.start(parsed.data as Parameters<Pairing["start"]>[0]);
-      case "pair.finish": {
-        const { box } = await this.pairing.finish(parsed.data as Parameters<Pairing["finish"]>[0]);
-        return { box };
-      }
+        return this.pairing.start(this.args(envelope, op));
+      case "pair.finish":
+        return this.pairing.finish(this.args(envelope, op));
       case "app":
-        return this.commands.handle(parsed.data as { appId: string; box: string }, source, () => (state.authenticated = true));
-      case "web.open":
-      case "web.office": {
-        const { userId, lock, code } = args as { userId: string; lock: string; code: string };
-        const user = await ctx.users.require(userId);
-        requireAllowed(user, op === "web.open" ? "open" : "office");
-        const actor = { userId, source };
-        ctx.access.requireLock(lock);
-        if (op === "web.open") {
-          await acceptUserCode(ctx, this.wrongPins, { user, purpose: "open", code, source, lock });
-          return ctx.access.open(lock, actor);
-        }
-        const on = args.on === true;
-        await acceptUserCode(ctx, this.wrongPins, { user, purpose: on ? "office_on" : "office_off", code, source, lock });
-        return ctx.access.setOfficeMode(lock, on, actor);
-      }
+        // Only reached while unclaimed (handle() takes sealed commands of a claimed IQ).
+        throw new IqError("not_claimed", "this IQ is not claimed yet: claim it first (story 1)");
     }
   }
 
-  /** MQTT 5 message expiry and the envelope's own, whichever comes first; commands always expire. */
-  private checkExpiry(envelope: RequestEnvelope, transportExpiry: number | undefined): void {
-    const op = envelope.op as PlainOp;
-    if (READ_ONLY.has(op)) return;
-    const expiries = [envelope.expiresAt, transportExpiry].filter((t): t is number => t !== undefined);
-    if (COMMANDS.has(op) && expiries.length === 0) {
-      throw new IqError("request_malformed", `${envelope.op} must carry expiresAt (ms since the epoch)`);
+  /** The op's arguments, checked against its schema (unknown ops and keys are refused). */
+  private args<Op extends PlainOp>(envelope: RequestEnvelope, op: Op): ReturnType<(typeof plainArgs)[Op]["parse"]> {
+    const parsed = plainArgs[op].safeParse(envelope.args);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new IqError("request_malformed", `${op}: args.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
     }
+    return parsed.data as ReturnType<(typeof plainArgs)[Op]["parse"]>;
+  }
+
+  /** One page of signed events, capped in count and bytes so that a small request gets a small answer. */
+  private async eventsPage(afterSeq: number | undefined, limit: number | undefined): Promise<unknown[]> {
+    const events = await this.ctx.events.list({ afterSeq, limit: Math.min(limit ?? EVENTS_PAGE.maxEvents, EVENTS_PAGE.maxEvents) });
+    const page: unknown[] = [];
+    let bytes = 0;
+    for (const event of events) {
+      const doc = this.ctx.sign("event", event);
+      bytes += doc.signed.length + doc.sig.length;
+      if (page.length > 0 && bytes > EVENTS_PAGE.maxBytes) break;
+      page.push(doc);
+    }
+    return page;
+  }
+
+  /** Envelope and MQTT 5 expiry, whichever comes first; read-only ops ignore both. */
+  private checkExpiry(envelope: RequestEnvelope, transportExpiry: number | undefined): void {
+    if (READ_ONLY.has(envelope.op)) return;
+    const expiries = [envelope.expiresAt, transportExpiry].filter((t): t is number => t !== undefined);
     assertUnexpired(expiries, this.ctx.now(), this.ctx.clockSynced());
   }
 
-
-  /** Only inside this IQ's response tree: a request must never make the hub publish elsewhere. */
-  private replyTo(envelope: RequestEnvelope): string | undefined {
+  /**
+   * Where the answer goes: the MQTT 5 response topic, else `replyTo`; only inside this IQ's
+   * response tree and only a topic that is safe to publish to, so a request can never make the
+   * hub publish elsewhere, or publish something the broker drops it for.
+   */
+  private route(replyTo: string | undefined, responseTopic: string | undefined): string | undefined {
+    const topic = responseTopic ?? replyTo;
     const prefix = `${this.ctx.responsesTopic}/`;
-    const topic = envelope.replyTo;
-    return topic !== undefined && topic.startsWith(prefix) && !/[#+]/.test(topic) ? topic : undefined;
+    return topic !== undefined && topic.startsWith(prefix) && topic.length > prefix.length && isPublishableTopic(topic) ? topic : undefined;
+  }
+
+  private signed(id: string, route: string | undefined, outcome: { ok: true; result: unknown } | { ok: false; error: ErrorBody }): OutboundResponse {
+    const body: AnswerBody = { id, to: route ?? "", ...outcome };
+    return this.payload({ v: PROTOCOL_VERSION, id, ...this.ctx.sign("answer", body) }, route);
+  }
+
+  private payload(envelope: object, route: string | undefined): OutboundResponse {
+    return { payload: Buffer.from(JSON.stringify(envelope)), ...(route && { replyTo: route }) };
   }
 
   /**
-   * A refusal becomes an event. Those of requests that proved no app key are capped (a flood must
-   * not push real events out of the capped log): past the cap they are counted, and the count
-   * goes into the next refusal event that is recorded.
+   * A refusal of a request that proved nothing becomes an event only within a cap (a flood must
+   * not push real events out of the capped log): past the cap they are counted, and the count goes
+   * into the next refusal event that is recorded.
    */
-  private async recordRefusal(envelope: RequestEnvelope, source: EventSource, error: ErrorBody, authenticated: boolean): Promise<void> {
-    if (UNRECORDED.has(error.code)) return;
-    if (!authenticated && !this.junkEvents.take()) {
+  private async recordRefusal(envelope: RequestEnvelope, source: EventSource, error: ErrorBody): Promise<void> {
+    if (UNRECORDED.has(error.code) || error.code === "pair_session_unknown") return;
+    if (!this.junkEvents.take()) {
       this.suppressedRefusals += 1;
       return;
     }
     const args = envelope.args;
     const suppressed = this.suppressedRefusals;
     this.suppressedRefusals = 0;
-    this.ctx.lifecycle.showRefused();
-    await this.ctx.events.record({
-      type: "refused",
-      source,
-      reason: error.code,
-      user: typeof args.userId === "string" ? args.userId : typeof args.appId === "string" ? `app:${args.appId}` : undefined,
-      lock: typeof args.lock === "string" ? args.lock : undefined,
-      details: { op: envelope.op, ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}) },
+    const named = typeof args.userId === "string" ? args.userId : typeof args.appId === "string" ? `app:${args.appId}` : undefined;
+    await this.record({ source, reason: error.code, user: named, details: { op: envelope.op, ...(suppressed > 0 && { suppressedBefore: suppressed }) } });
+  }
+
+  /** A refusal of a sealed command (whose app proved its key): always recorded. */
+  private async recordSealedRefusal(outcome: SealedOutcome, source: EventSource): Promise<void> {
+    const code = outcome.error!.code;
+    if (UNRECORDED.has(code) || code === "challenge_required") return;
+    const web = outcome.op === "web.open" || outcome.op === "web.office";
+    const target = typeof outcome.args?.userId === "string" ? outcome.args.userId : undefined;
+    const lock = typeof outcome.args?.lock === "string" ? outcome.args.lock : undefined;
+    await this.record({
+      source: web ? "web" : source,
+      reason: code,
+      user: web ? target : outcome.user?.userId,
+      lock,
+      details: { op: outcome.op ?? "app", ...(web && outcome.user && { relay: outcome.user.userId }) },
     });
   }
 
-  private async remember(id: string, response: ResponseEnvelope): Promise<void> {
-    const { ctx } = this;
-    await ctx.store.put("requests", id, { at: ctx.now(), response } satisfies Remembered);
-    if (++this.handled % 500 === 0) await this.forgetOld();
+  private async record(event: { source: EventSource; reason: string; user: string | undefined; lock?: string | undefined; details: Record<string, unknown> }): Promise<void> {
+    this.ctx.lifecycle.showRefused();
+    await this.ctx.events.record({
+      type: "refused",
+      source: event.source,
+      reason: event.reason,
+      ...(event.user !== undefined && { user: event.user }),
+      ...(event.lock !== undefined && { lock: event.lock }),
+      details: event.details,
+    });
   }
 
-  /** Queues a sweep of old request ids (at start: a hub restarted often never reaches 500 requests). */
+  /** Queues a sweep of old answers (at start: a hub restarted often never reaches 500 requests). */
   sweepSoon(): void {
-    this.exclusive(() => this.forgetOld()).catch((error: unknown) =>
+    this.exclusive(() => this.answers.forgetOld()).catch((error: unknown) =>
       this.ctx.log.warn("could not sweep old request ids", { error: error instanceof Error ? error.message : String(error) }),
     );
   }
-
-  /** Drops remembered requests older than REQUESTS.rememberMs. */
-  async forgetOld(): Promise<void> {
-    const cutoff = this.ctx.now() - REQUESTS.rememberMs;
-    const requests = this.ctx.store.sublevel("requests");
-    for await (const [id, value] of requests.iterator()) {
-      if ((value as Remembered).at < cutoff) await requests.del(id);
-    }
-  }
 }
 
-function parseEnvelope(payload: Uint8Array): RequestEnvelope {
-  if (payload.length > REQUESTS.maxBytes) throw new IqError("request_malformed", "request too large");
+function parseEnvelope(payload: Uint8Array): Parsed {
+  if (payload.length > REQUESTS.maxBytes) return { ok: false, error: new IqError("request_malformed", "request too large") };
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(payload).toString("utf8"));
   } catch {
-    throw new IqError("request_malformed", "the request is not JSON");
+    return { ok: false, error: new IqError("request_malformed", "the request is not JSON") };
   }
   const parsed = requestEnvelope.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new IqError("request_malformed", `${issue?.path.join(".") || "request"}: ${issue?.message ?? "invalid"}`);
+    return { ok: false, error: new IqError("request_malformed", `${issue?.path.join(".") || "request"}: ${issue?.message ?? "invalid"}`) };
   }
-  return parsed.data;
-}
-
-/** Web-app ops come through the cloud with a Code; sealed ones from an app (over MQTT or BLE). */
-function sourceOf(op: string, via: InboundRequest["via"]): EventSource {
-  if (via === "ble") return "ble";
-  return op.startsWith("web.") ? "web" : "app";
-}
-
-function errorBody(error: unknown): ErrorBody {
-  if (error instanceof IqError) {
-    return { code: error.code, message: error.message, ...(error.details && safeDetails(error.details)) };
-  }
-  return { code: "internal_error", message: "the IQ could not handle this request; see its log" };
-}
-
-/** Only details that tell the client something (a lockout's end), never internals. */
-function safeDetails(details: Record<string, unknown>): { details?: Record<string, unknown> } {
-  return typeof details.until === "number" ? { details: { until: details.until } } : {};
-}
-
-function encode(response: ResponseEnvelope): Uint8Array {
-  return Buffer.from(JSON.stringify(response));
+  return { ok: true, envelope: parsed.data };
 }

@@ -1,16 +1,19 @@
 /**
  * Who may do what, for every path a request can take (sealed command, web Code, BLE). Everyone
  * opens; Office Mode (the Matter Door Lock's Passage mode) needs a Super User or above; users
- * are managed by the Owner and Admins; PIN resets, backups and restores are the Owner's.
+ * are managed by the Owner and Admins; PIN resets, backups and restores are the Owner's. The web
+ * relay (a paired service, not a person) only passes on people's Codes; the person's own role
+ * decides what their Code may do.
  */
 import type { CommandOp, Role } from "../../provisioning/protocol/messages.js";
 import { IqError } from "../errors.js";
 import type { User } from "../users.js";
 
 const EVERYONE: readonly Role[] = ["owner", "admin", "superuser", "user"];
+const RELAY: readonly Role[] = ["relay"];
 
 export const ALLOWED: Readonly<Record<CommandOp, readonly Role[]>> = {
-  whoami: EVERYONE,
+  whoami: [...EVERYONE, ...RELAY],
   open: EVERYONE,
   office: ["owner", "admin", "superuser"],
   "user.add": ["owner", "admin"],
@@ -21,12 +24,20 @@ export const ALLOWED: Readonly<Record<CommandOp, readonly Role[]>> = {
   "device.invite": EVERYONE,
   backup: ["owner"],
   restore: ["owner"],
+  "web.open": RELAY,
+  "web.office": RELAY,
 };
 
 /** Roles an Admin may add and remove; the Owner manages every role but the owner. */
 const ADMIN_MANAGES: readonly Role[] = ["superuser", "user"];
 
-const ROLE_NAMES: Readonly<Record<Role, string>> = { owner: "the Owner", admin: "an Admin", superuser: "a Super User", user: "a User" };
+const ROLE_NAMES: Readonly<Record<Role, string>> = {
+  owner: "the Owner",
+  admin: "an Admin",
+  superuser: "a Super User",
+  user: "a User",
+  relay: "the web relay",
+};
 
 export function requireAllowed(user: User, op: CommandOp): void {
   if (ALLOWED[op].includes(user.role)) return;

@@ -24,6 +24,8 @@ export interface MqttTransportOptions {
   iqId: string;
   log: Logger;
   audit: Audit;
+  /** The JSON text of a document signed by the IQ's identity key: retained state and events. */
+  sign: (kind: "state" | "event", body: object) => string;
   onRequest: RequestSink;
   /** Drives the LED (broker connected or unreachable). */
   onConnectionChange?: (connected: boolean) => void;
@@ -110,7 +112,7 @@ export class MqttTransport {
         retryInS: (client.options.reconnectPeriod ?? 0) / 1000,
       }),
     );
-    this.sender = new OutboxSender({ audit, log: this.log, publish: (event) => this.publish(this.topics.events, JSON.stringify(event)) });
+    this.sender = new OutboxSender({ audit, log: this.log, publish: (event) => this.publish(this.topics.events, this.options.sign("event", event)) });
     this.sender.start();
     this.log.info("connecting to the MQTT broker", { url, clientId, protocolVersion });
     client.connect();
@@ -152,7 +154,7 @@ export class MqttTransport {
 
   /** Publishes the hub's state (retained, QoS 1), now if connected and again after every reconnect. */
   publishState(state: object): void {
-    this.state = JSON.stringify(state);
+    this.state = this.options.sign("state", { ...state, at: new Date().toISOString() });
     if (this.connected) this.publishRetained(this.topics.state, this.state);
   }
 
@@ -232,6 +234,7 @@ export class MqttTransport {
         payload,
         via: "mqtt",
         ...(expiryS === undefined ? {} : { expiresAt: Date.now() + expiryS * 1000 }),
+        ...(properties?.responseTopic === undefined ? {} : { responseTopic: properties.responseTopic }),
       });
     } catch (error) {
       this.log.error("request handler failed; the request gets no response", { error });

@@ -10,6 +10,8 @@ export interface InboundRequest {
   via: "mqtt" | "ble";
   /** MQTT 5 message expiry, turned into an absolute time (ms since the epoch) on arrival. */
   expiresAt?: number;
+  /** MQTT 5 response topic: where the answer goes instead of the envelope's replyTo (the handler checks it). */
+  responseTopic?: string;
 }
 
 export interface OutboundResponse {

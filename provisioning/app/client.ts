@@ -8,6 +8,11 @@
  * subscribed before the first request to the IQ leaves, or a fast answer could arrive before
  * anyone listens. The answer is matched by the id in its payload, which works on MQTT 3.1.1
  * brokers (the hub's embedded aedes speaks nothing else), so the client speaks 3.1.1.
+ *
+ * Anyone on the broker can publish on a response topic (protocol v2 trusts no broker), so the
+ * client hands each answer with the right id to the caller's `accept`, which verifies it (a
+ * signature by the IQ's identity key, or a box sealed for this request) and turns it into the
+ * outcome; an answer `accept` rejects is dropped and the request keeps waiting for the real one.
  */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
@@ -27,11 +32,27 @@ const RECONNECT_MS = 1_000;
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
+/** An answer envelope with the request's id, not yet verified. */
+export type RawAnswer = Record<string, unknown> & { v: number; id: string };
+
+/**
+ * Verifies an answer and turns it into the outcome: a value resolves the request, a thrown error
+ * rejects it, `undefined` drops the answer (forged, or not for this request) and keeps waiting.
+ */
+export type AcceptAnswer<T> = (answer: RawAnswer, replyTo: string) => { outcome: T } | undefined;
+
+/** One request: its id is the caller's, since a sealed command binds it. */
+export interface OutgoingRequest {
+  id: string;
+  op: string;
+  args: Record<string, unknown>;
+}
+
 /** What the Companion needs of a client; tests may hand it a fake. */
 export interface Requester {
   readonly topicPrefix: string;
-  /** Sends `op` to the IQ and resolves with its result; an error response rejects with AppError. */
-  request(iqId: string, op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** Sends a request to the IQ; resolves with what `accept` makes of the first answer it accepts. */
+  request<T>(iqId: string, request: OutgoingRequest, accept: AcceptAnswer<T>): Promise<T>;
   /** Calls `onMessage` for every message on `filter` (MQTT wildcards allowed) until the returned function is called. */
   watch(filter: string, onMessage: MessageHandler): Promise<() => Promise<void>>;
 }
@@ -47,18 +68,13 @@ export interface IqClientOptions {
   mqtt?: Pick<IClientOptions, "username" | "password" | "ca" | "cert" | "key">;
 }
 
-const responseEnvelope = z.discriminatedUnion("ok", [
-  z.object({ v: z.literal(PROTOCOL_VERSION), id: z.string(), ok: z.literal(true), result: z.unknown() }),
-  z.object({
-    v: z.literal(PROTOCOL_VERSION),
-    id: z.string(),
-    ok: z.literal(false),
-    error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),
-  }),
-]);
+const answerEnvelope = z.looseObject({ v: z.literal(PROTOCOL_VERSION), id: z.string() });
 
 interface Pending {
-  resolve: (result: unknown) => void;
+  /** Settles the request if the answer is accepted; false drops it. */
+  offer: (answer: RawAnswer) => boolean;
+  /** Answers with this request's id that did not verify. */
+  dropped: number;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -112,7 +128,7 @@ export class IqClient implements Requester {
     return client;
   }
 
-  async request(iqId: string, op: string, args: Record<string, unknown>): Promise<unknown> {
+  async request<T>(iqId: string, request: OutgoingRequest, accept: AcceptAnswer<T>): Promise<T> {
     const topics = topicsFor(iqId, this.topicPrefix);
     const replyTo = responseTopic(topics, this.clientId);
     try {
@@ -124,24 +140,37 @@ export class IqClient implements Requester {
     const now = this.options.now ?? Date.now;
     const envelope: RequestEnvelope = {
       v: PROTOCOL_VERSION,
-      id: randomBytes(12).toString("base64url"),
-      op,
+      id: request.id,
+      op: request.op,
       replyTo,
       expiresAt: now() + REQUEST_LIFETIME_MS,
-      args,
+      args: request.args,
     };
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const dropped = this.pending.get(envelope.id)?.dropped ?? 0;
         this.pending.delete(envelope.id);
-        reject(this.noAnswer(iqId, timeoutMs));
+        reject(dropped > 0 ? unverified(iqId) : this.noAnswer(iqId, timeoutMs));
       }, timeoutMs);
-      this.pending.set(envelope.id, { resolve, reject, timer });
+      const offer = (answer: RawAnswer): boolean => {
+        let accepted;
+        try {
+          accepted = accept(answer, replyTo);
+        } catch (error) {
+          reject(error as Error);
+          return true;
+        }
+        if (accepted === undefined) return false;
+        resolve(accepted.outcome);
+        return true;
+      };
+      this.pending.set(envelope.id, { offer, dropped: 0, reject, timer });
       this.mqtt.publish(topics.requests, JSON.stringify(envelope), { qos: 1, retain: false }, (error) => {
         // mqtt.js passes null, not undefined, when all went well.
         if (error) {
           this.settle(envelope.id, (p) =>
-            p.reject(new AppError("publish_failed", `could not send ${op} to IQ ${iqId}: ${error.message}`)),
+            p.reject(new AppError("publish_failed", `could not send ${request.op} to IQ ${iqId}: ${error.message}`)),
           );
         }
       });
@@ -188,7 +217,7 @@ export class IqClient implements Requester {
     }
   }
 
-  /** A response: settles the request with its id. Anything else on the topic is not ours to answer. */
+  /** A response: offered to the request with its id, which settles only if it verifies. */
   private answer(payload: Buffer): void {
     let json: unknown;
     try {
@@ -196,14 +225,16 @@ export class IqClient implements Requester {
     } catch {
       return;
     }
-    const parsed = responseEnvelope.safeParse(json);
+    const parsed = answerEnvelope.safeParse(json);
     if (!parsed.success) return;
-    const response = parsed.data;
-    this.settle(response.id, (p) =>
-      response.ok
-        ? p.resolve(response.result)
-        : p.reject(new AppError(response.error.code, response.error.message, response.error.details)),
-    );
+    const pending = this.pending.get(parsed.data.id);
+    if (pending === undefined) return;
+    if (!pending.offer(parsed.data)) {
+      pending.dropped += 1;
+      return;
+    }
+    this.pending.delete(parsed.data.id);
+    clearTimeout(pending.timer);
   }
 
   private settle(id: string, outcome: (pending: Pending) => void): void {
@@ -225,6 +256,17 @@ export class IqClient implements Requester {
       `no answer from IQ ${iqId} within ${seconds}: is the hub running and connected to ${broker}?`,
     );
   }
+}
+
+/**
+ * Something answered with this request's id, but nothing that verified: the IQ was reset (its
+ * keys are new), or someone on the broker forges answers. Either way nothing is concluded from it.
+ */
+function unverified(iqId: string): AppError {
+  return new AppError(
+    "answer_unverified",
+    `IQ ${iqId} did not answer with a signature this profile can check: it may have been factory reset (its owner then claims it again, and every app activates again), or someone on the broker is forging answers`,
+  );
 }
 
 function closedError(): AppError {

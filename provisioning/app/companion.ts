@@ -3,30 +3,34 @@
  * shared/DESIGN.md, over a Requester (the MQTT client) and a Profile (the keys and counters).
  * The CLI is a thin shell around it; tests drive it directly with their own clock.
  *
- * - Pairing (stories 1, 3, 9): CPace with the app as initiator, then the per-app keys.
- * - Sealed commands (stories 2, 6, 7, 8, 9): `{op, args, pin}` sealed under the message key with
- *   the next command counter, written to the profile before the message leaves.
- * - Codes (stories 4, 7, 9): made here, offline, with the next Code counter, likewise persisted
- *   before the Code is shown or sent.
- * - Web app (story 5): plain requests carrying only what the person typed; no keys.
+ * - Pairing (stories 1, 3, 9): CPace with the app as initiator and first to confirm, then the
+ *   per-app keys and, sealed under a key the profile never keeps, the IQ's public keys.
+ * - Sealed commands (stories 2, 6, 7, 8, 9): `{op, args, pin, challenge}` sealed for this command
+ *   alone against the IQ's static key; the answer carries the next challenge, kept in the profile.
+ * - Codes (stories 4, 7, 9): made here, offline, with the next Code counter, persisted before the
+ *   Code is shown or sent.
+ * - Web relay (story 5): a paired party of its own (role relay) that passes on what a person typed.
+ * - Everything the IQ says is checked: signed by its identity key, or sealed for this request.
  *
  * PINs are parameters of the calls that need them and are never stored.
  */
-import { randomBytes } from "node:crypto";
 import { z } from "zod";
 
+import { createHash, randomBytes as nodeRandomBytes } from "node:crypto";
 import { IqError } from "../../common/errors.js";
-import { zeroize } from "../crypto/bytes.js";
+import { lvCat, utf8, zeroize } from "../crypto/bytes.js";
 import { CODE_PARAMS, generateCode, type CodePurpose } from "../crypto/code.js";
+import { openWithKey, pairTransportKeys, sealCommand, sealWithKey } from "../crypto/command-seal.js";
 import { cpaceFinish, cpaceStart, cpaceVerifyConfirm, deriveAppKeys } from "../crypto/cpace.js";
-import { open as openSealed, seal } from "../crypto/seal.js";
+import { verifyDocument } from "../crypto/identity.js";
 import { fromB64u, pairingCi, pairingPassword, toB64u, type PairKind } from "../pairing.js";
 import { PIN_LENGTH, checkPin } from "../pin-policy.js";
 import {
+  EVENTS_PAGE,
   ROLES,
-  SEAL_PURPOSE,
   backupSchema,
   commandArgs,
+  pairResultBox,
   plainArgs,
   type Backup,
   type CommandOp,
@@ -35,7 +39,8 @@ import {
   type Role,
 } from "../protocol/messages.js";
 import { topicsFor } from "../protocol/topics.js";
-import { REQUEST_LIFETIME_MS, type Requester } from "./client.js";
+import { acceptSealed, acceptSigned, IqRefusal, parseResult } from "./answers.js";
+import type { Requester } from "./client.js";
 import { AppError } from "./errors.js";
 import type { Activation, Profile } from "./profile.js";
 
@@ -45,8 +50,8 @@ export const DEFAULT_LOCK = "door";
 export const LOCK_PURPOSES: ReadonlySet<CodePurpose> = new Set(["open", "office_on", "office_off"]);
 
 const role = z.enum(ROLES);
-const pairStartResult = z.object({ session: z.string(), share: z.string(), confirm: z.string() });
-const boxResult = z.object({ box: z.string() });
+const pairStartResult = z.object({ share: z.string(), ticket: z.string() });
+const pairFinishResult = z.object({ confirm: z.string(), box: z.string() });
 const pairedAs = z.object({ userId: z.string(), role, name: z.string() });
 const statusResult = z.object({
   iqId: z.string(),
@@ -61,7 +66,8 @@ const statusResult = z.object({
 });
 // Events keep every field the hub sends: a newer hub may add some, and the CLI prints them all.
 const iqEvent = z.looseObject({ seq: z.number().int().min(1), at: z.string(), type: z.string() });
-const eventsResult = z.object({ events: z.array(iqEvent) });
+/** Each event comes signed: `{ signed, sig }`, checked one by one. */
+const eventsResult = z.object({ events: z.array(z.unknown()) });
 const newUser = z.object({ userId: z.string(), name: z.string(), role, initialPin: z.string() });
 const userList = z.object({
   users: z.array(
@@ -100,6 +106,8 @@ export interface DiscoveredIq {
   availability?: string;
   /** The retained state document, as the hub published it. */
   state?: unknown;
+  /** True if the state's signature checked out against the identity key in this profile. */
+  verified?: boolean;
 }
 
 export interface CompanionOptions {
@@ -109,10 +117,10 @@ export interface CompanionOptions {
   now?: () => number;
 }
 
-/** The IQ and the PIN of the person at the app: what every sealed command needs. */
+/** The IQ and the PIN of the person at the app: what every sealed command needs (a relay has no PIN). */
 interface AsUser {
   iqId: string;
-  pin: string;
+  pin?: string;
 }
 
 const PIN_FORMAT = new RegExp(`^[0-9]{${PIN_LENGTH.min},${PIN_LENGTH.max}}$`);
@@ -121,24 +129,13 @@ const PIN_FORMAT = new RegExp(`^[0-9]{${PIN_LENGTH.min},${PIN_LENGTH.max}}$`);
  * A PIN used to prove who one is only needs the right shape here (the IQ judges it); a PIN being
  * chosen goes through the full policy, so the app says no before anything is sent.
  */
-function requirePinShape(pin: string): void {
-  if (!PIN_FORMAT.test(pin)) throw new AppError("pin_invalid", `a PIN is ${PIN_LENGTH.min} to ${PIN_LENGTH.max} digits (0-9)`);
+function requirePinShape(pin: string | undefined): asserts pin is string {
+  if (pin === undefined || !PIN_FORMAT.test(pin)) throw new AppError("pin_invalid", `a PIN is ${PIN_LENGTH.min} to ${PIN_LENGTH.max} digits (0-9)`);
 }
 
 function describeIssue(error: z.ZodError): string {
   const issue = error.issues[0];
   return issue === undefined ? "invalid" : `${issue.path.join(".") || "value"}: ${issue.message}`;
-}
-
-function parseResult<T>(schema: z.ZodType<T>, value: unknown, iqId: string, op: string): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw new AppError(
-      "response_invalid",
-      `IQ ${iqId} answered ${op} with something this app does not understand (${describeIssue(parsed.error)}); update the app or the hub`,
-    );
-  }
-  return parsed.data;
 }
 
 /** Checks arguments as the IQ will, so a typo is refused here with the same code. */
@@ -224,13 +221,31 @@ export class Companion {
 
   // ── Story 5: the web app ──────────────────────────────────────────────────────────────────
 
-  webOpen(input: { iqId: string; userId: string; code: string; lock?: string }): Promise<LockState> {
-    return this.plain(input.iqId, "web.open", { userId: input.userId, lock: input.lock ?? DEFAULT_LOCK, code: input.code }, lockState);
+  /** The Owner pairs a web relay: like a user, with an initial PIN the relay activates with once. */
+  addRelay(input: AsUser & { name: string }): Promise<NewUser> {
+    return this.command(input, "user.add", { name: input.name, role: "relay" }, newUser);
   }
 
-  webOffice(input: { iqId: string; userId: string; code: string; on: boolean; lock?: string }): Promise<LockState> {
+  /** On the web relay's profile: passes on a person's Code (only a paired relay may). */
+  async webOpen(input: { iqId: string; userId: string; code: string; lock?: string }): Promise<LockState> {
+    await this.requireRelay(input.iqId);
+    return this.command(input, "web.open", { userId: input.userId, lock: input.lock ?? DEFAULT_LOCK, code: input.code }, lockState);
+  }
+
+  async webOffice(input: { iqId: string; userId: string; code: string; on: boolean; lock?: string }): Promise<LockState> {
+    await this.requireRelay(input.iqId);
     const args = { userId: input.userId, lock: input.lock ?? DEFAULT_LOCK, on: input.on, code: input.code };
-    return this.plain(input.iqId, "web.office", args, lockState);
+    return this.command(input, "web.office", args, lockState);
+  }
+
+  private async requireRelay(iqId: string): Promise<void> {
+    const entry = activeEntry((await this.profile.read()).iqs[iqId], iqId, this.profile.name);
+    if (entry.role !== "relay") {
+      throw new AppError(
+        "not_relay",
+        `profile ${this.profile.name} is ${entry.name} (${entry.role}) on ${iqId}, not a web relay: the Owner pairs one with 'iq relay add', and it activates in a profile of its own`,
+      );
+    }
   }
 
   // ── Story 6: open and Office Mode from the app ───────────────────────────────────────────
@@ -239,8 +254,26 @@ export class Companion {
     return this.command(input, "open", { lock: input.lock ?? DEFAULT_LOCK }, lockState);
   }
 
-  office(input: AsUser & { on: boolean; lock?: string }): Promise<LockState> {
-    return this.command(input, "office", { lock: input.lock ?? DEFAULT_LOCK, on: input.on }, lockState);
+  /**
+   * Office Mode on or off. An `off` is sent again until the IQ acknowledges it (each try a new
+   * request, so a lost answer is not taken for a lost command): a door left held open is the
+   * failure that matters. Still unacknowledged, it is reported as what it is: the state is unknown.
+   */
+  async office(input: AsUser & { on: boolean; lock?: string }): Promise<LockState> {
+    const args = { lock: input.lock ?? DEFAULT_LOCK, on: input.on };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.command(input, "office", args, lockState);
+      } catch (error) {
+        if (input.on || !(error instanceof AppError && error.code === "no_answer")) throw error;
+        if (attempt >= OFFICE_OFF_TRIES) {
+          throw new AppError(
+            "office_state_unknown",
+            `IQ ${input.iqId} did not acknowledge Office Mode off after ${OFFICE_OFF_TRIES} tries: the state is unknown, the door may be held open. Check the door, then try again`,
+          );
+        }
+      }
+    }
   }
 
   // ── Story 7: the Owner resets a user's PIN ───────────────────────────────────────────────
@@ -306,13 +339,17 @@ export class Companion {
 
   async events(input: { iqId: string; afterSeq?: number; limit?: number }): Promise<IqEvent[]> {
     const args = { ...(input.afterSeq !== undefined && { afterSeq: input.afterSeq }), ...(input.limit !== undefined && { limit: input.limit }) };
-    return (await this.plain(input.iqId, "events.list", args, eventsResult)).events;
+    const { events } = await this.plain(input.iqId, "events.list", args, eventsResult);
+    const identityKey = await this.identityKey(input.iqId);
+    return events.flatMap((doc) => verifiedEvent(doc, input.iqId, identityKey) ?? []);
   }
 
   /**
    * Every event after `afterSeq`, in order and without gaps, then each new one as it happens:
    * live events come from the events topic, and whatever is missing before one (the backlog, or
-   * what was published while the connection was down) is fetched with events.list first.
+   * what was published while the connection was down) is fetched with events.list first. An
+   * event whose signature does not check out is dropped: a forged event can neither take a real
+   * one's place nor make the follower skip it.
    * Resolves once the backlog is delivered, with the function that stops following.
    */
   async followEvents(input: {
@@ -322,6 +359,7 @@ export class Companion {
     onError: (error: Error) => void;
   }): Promise<() => Promise<void>> {
     let last = input.afterSeq ?? 0;
+    const identityKey = await this.identityKey(input.iqId);
     const deliver = (event: IqEvent): void => {
       if (event.seq <= last) return;
       last = event.seq;
@@ -329,15 +367,15 @@ export class Companion {
     };
     const catchUp = async (): Promise<void> => {
       for (;;) {
-        const page = await this.events({ iqId: input.iqId, afterSeq: last, limit: EVENTS_PAGE });
+        const page = await this.events({ iqId: input.iqId, afterSeq: last, limit: EVENTS_PAGE.maxEvents });
         page.forEach(deliver);
-        if (page.length < EVENTS_PAGE) return;
+        if (page.length === 0) return;
       }
     };
     // One queue, so live events and catch-up pages are delivered strictly in order.
     let queue: Promise<void> = Promise.resolve();
     const stop = await this.client.watch(topicsFor(input.iqId, this.client.topicPrefix).events, (_topic, payload) => {
-      const event = parseEvent(payload);
+      const event = verifiedEvent(parseJson(payload.toString("utf8")), input.iqId, identityKey);
       if (event === undefined) return;
       queue = queue
         .then(async () => {
@@ -357,9 +395,14 @@ export class Companion {
     return stop;
   }
 
-  /** The IQs on the broker: every retained state and availability seen within `waitMs`. */
+  /**
+   * The IQs on the broker: every retained state and availability seen within `waitMs`. A state
+   * is marked verified when this profile knows the IQ's identity key and the signature checks out;
+   * one that fails the check is not shown at all.
+   */
   async discover(input: { waitMs: number }): Promise<DiscoveredIq[]> {
     const found = new Map<string, DiscoveredIq>();
+    const known = (await this.profile.read()).iqs;
     const prefix = this.client.topicPrefix;
     const prefixLevels = prefix.split("/").length;
     const remember = (topic: string, payload: Buffer): void => {
@@ -369,7 +412,16 @@ export class Companion {
       const entry = found.get(iqId) ?? { iqId };
       const text = payload.toString("utf8");
       if (levels[prefixLevels + 1] === "availability") entry.availability = text;
-      else entry.state = parseJson(text) ?? text;
+      else {
+        const identity = known[iqId]?.identityKey;
+        const doc = parseJson(text);
+        try {
+          entry.state = identity === undefined ? signedText(doc) : verifyDocument({ publicKey: fromB64u(identity), kind: "state", iqId, doc });
+          entry.verified = identity !== undefined;
+        } catch {
+          return;
+        }
+      }
       found.set(iqId, entry);
     };
     const stops = await Promise.all([
@@ -388,15 +440,28 @@ export class Companion {
 
   // ── The machinery ────────────────────────────────────────────────────────────────────────
 
-  private async plain<T>(iqId: string, op: PlainOp, args: Record<string, unknown>, result: z.ZodType<T>): Promise<T> {
+  /**
+   * A plain request. Its answer must be signed by the IQ's identity key, if this profile knows it.
+   * Pairing runs take answers unverified (`verify: false`): a reset IQ has new keys, and the run's
+   * key confirmation is what authenticates the outcome.
+   */
+  private async plain<T>(iqId: string, op: PlainOp, args: Record<string, unknown>, result: z.ZodType<T>, verify = true): Promise<T> {
     checkArgs(plainArgs[op], op, args);
-    return parseResult(result, await this.client.request(iqId, op, args), iqId, op);
+    const requestId = newRequestId();
+    const identityKey = verify ? await this.identityKey(iqId) : undefined;
+    return this.client.request(iqId, { id: requestId, op, args }, acceptSigned({ iqId, requestId, op, identityKey, result }));
+  }
+
+  /** The IQ's identity key, if this profile has paired with it. */
+  private async identityKey(iqId: string): Promise<Uint8Array | undefined> {
+    const key = (await this.profile.read()).iqs[iqId]?.identityKey;
+    return key === undefined ? undefined : fromB64u(key);
   }
 
   /**
-   * One pairing run (claim, activate, duplicate), app = CPace initiator; on success the new
-   * activation replaces any earlier one of this profile on the IQ. Each run gets a new app id,
-   * so the IQ starts its counters for this app from zero.
+   * One pairing run (claim, activate, duplicate), app = CPace initiator and first to confirm; on
+   * success the new activation replaces any earlier one of this profile on the IQ. Each run gets a
+   * new app id, so the IQ keeps nothing of an earlier one.
    */
   private async pair(input: {
     kind: PairKind;
@@ -421,8 +486,9 @@ export class Companion {
         `profile ${this.profile.name} is already ${current.name} (${current.role}) on ${iqId}: use another --profile for another person or device`,
       );
     }
-    const appId = `app-${randomBytes(9).toString("base64url")}`;
-    const sid = randomBytes(16);
+    const appId = `app-${nodeRandomBytes(9).toString("base64url")}`;
+    const sid = nodeRandomBytes(16);
+    const reveal = nodeRandomBytes(16);
     const start = cpaceStart("initiator", { password: input.password, ci: pairingCi(kind, iqId, appId, input.userId), sid });
     zeroize(input.password);
     const startArgs = {
@@ -431,118 +497,134 @@ export class Companion {
       ...(input.userId !== undefined && { userId: input.userId }),
       sid: toB64u(sid),
       share: toB64u(start.message),
+      commit: createHash("sha256").update(reveal).digest("base64url"),
     };
-    const started = await this.plain(iqId, "pair.start", startArgs, pairStartResult);
+    const started = await this.plain(iqId, "pair.start", startArgs, pairStartResult, false);
     const run = cpaceFinish(start, fromB64u(started.share, "share"));
+    const transport = pairTransportKeys(run.isk, { iqId, appId });
     try {
-      cpaceVerifyConfirm(run, fromB64u(started.confirm, "confirm"));
-    } catch (error) {
-      zeroize(run.isk);
-      if (!(error instanceof IqError && error.code === "cpace_confirm_failed")) throw error;
-      // Finish the run anyway (the IQ refuses it), so the IQ ends it now instead of keeping the
-      // user's one pairing slot busy until it times out and refusing the retry with the right PIN.
-      const finishArgs = { session: started.session, confirm: toB64u(run.confirm), box: "" };
-      await this.client.request(iqId, "pair.finish", finishArgs).catch(() => undefined);
-      throw new AppError("pair_failed", `${PAIRING_NAMES[kind]} on ${iqId} failed: ${WRONG_SECRET[kind]}`);
-    }
-    const keys = deriveAppKeys(run.isk, { iqId, appId });
-    zeroize(run.isk);
-    try {
-      const box = seal({
-        key: keys.messageKey,
-        iqId,
-        appId,
-        purpose: SEAL_PURPOSE.pair,
-        counter: 1,
-        payload: encodeJson(input.box),
-      });
-      const finishArgs = { session: started.session, confirm: toB64u(run.confirm), box: toB64u(box) };
-      const finished = await this.plain(iqId, "pair.finish", finishArgs, boxResult);
-      const paired = this.openReply(keys.messageKey, { iqId, appId, op: "pair.finish" }, finished.box, SEAL_PURPOSE.pairResult, 1, pairedAs);
+      const box = sealWithKey({ key: transport.toIq, ad: pairBoxAd(iqId, appId, "pair.finish"), payload: encodeJson(input.box) });
+      const finishArgs = { ticket: started.ticket, reveal: toB64u(reveal), confirm: toB64u(run.confirm), box: toB64u(box) };
+      let finished;
+      try {
+        finished = await this.plain(iqId, "pair.finish", finishArgs, pairFinishResult, false);
+      } catch (error) {
+        if (error instanceof IqError && error.code === "pair_failed" && !/out of date/.test(error.message)) {
+          throw new AppError("pair_failed", `${PAIRING_NAMES[kind]} on ${iqId} failed: ${WRONG_SECRET[kind]}`);
+        }
+        throw error;
+      }
+      try {
+        cpaceVerifyConfirm(run, fromB64u(finished.confirm, "confirm"));
+      } catch {
+        throw new AppError("pair_failed", `${PAIRING_NAMES[kind]} on ${iqId} failed: the answer did not come from the IQ (its confirmation does not match)`);
+      }
+      let opened: unknown;
+      try {
+        opened = JSON.parse(Buffer.from(openWithKey({ key: transport.toApp, ad: pairBoxAd(iqId, appId, "pair.result"), box: fromB64u(finished.box, "box") })).toString("utf8"));
+      } catch {
+        throw new AppError("seal_invalid", `the pairing result from IQ ${iqId} does not open: it was damaged on the way`);
+      }
+      const result = parseResult(pairResultBox, opened, iqId, "pair.finish");
+      const keys = deriveAppKeys(run.isk, { iqId, appId });
       const activation: Activation = {
-        ...paired,
+        userId: result.userId,
+        role: result.role,
+        name: result.name,
         appId,
         codeKey: toB64u(keys.codeKey),
         messageKey: toB64u(keys.messageKey),
         codeCounter: 0,
-        commandCounter: 1,
+        identityKey: result.identityKey,
+        staticKey: result.staticKey,
+        challenge: { value: result.challenge, at: this.now() },
         activated: true,
       };
+      zeroize(keys.codeKey, keys.messageKey);
       await this.profile.update((data) => {
         data.iqs[iqId] = activation;
       });
-      return paired;
+      return { userId: result.userId, role: result.role, name: result.name };
     } finally {
-      zeroize(keys.codeKey, keys.messageKey);
+      zeroize(run.isk, transport.toIq, transport.toApp);
     }
   }
 
   /**
-   * A sealed command: the counter is bumped and saved first, then `{op, args, pin}` is sealed
-   * with it; the answer must be sealed by the IQ under the same key and counter.
+   * A sealed command: `{op, args, pin, challenge}` sealed for this command alone against the IQ's
+   * static key. The IQ's answer carries its next challenge, kept in the profile; a command whose
+   * challenge was stale (`challenge_required`) is sent once more with the fresh one.
    */
   private async command<T>(as: AsUser, op: CommandOp, args: Record<string, unknown>, result: z.ZodType<T>): Promise<T> {
-    requirePinShape(as.pin);
     checkArgs(commandArgs[op], op, args);
     const { iqId } = as;
-    const activation = await this.profile.update((data) => {
-      const entry = activeEntry(data.iqs[iqId], iqId, this.profile.name);
-      entry.commandCounter += 1;
-      return { ...entry };
-    });
-    const { appId, commandCounter: counter } = activation;
-    const key = fromB64u(activation.messageKey, "messageKey");
-    try {
-      const box = seal({
-        key,
-        iqId,
-        appId,
-        purpose: SEAL_PURPOSE.command,
-        counter,
-        payload: encodeJson({ op, args, pin: as.pin, expiresAt: this.now() + REQUEST_LIFETIME_MS }),
-      });
-      let answer: unknown;
+    const activation = activeEntry((await this.profile.read()).iqs[iqId], iqId, this.profile.name);
+    if (activation.role !== "relay") requirePinShape(as.pin);
+    for (let attempt = 1; ; attempt++) {
       try {
-        answer = await this.client.request(iqId, "app", { appId, box: toB64u(box) });
+        return await this.sendCommand(as, op, args, result);
       } catch (error) {
-        const gone = error instanceof IqError ? LOST_ACTIVATION[error.code] : undefined;
-        if (gone === undefined) throw error;
-        await this.forget(iqId);
-        throw gone(iqId);
+        if (attempt === 1 && error instanceof IqRefusal && error.code === "challenge_required") continue;
+        if (error instanceof IqRefusal && error.verified) {
+          const gone = LOST_ACTIVATION[error.code];
+          if (gone !== undefined) {
+            await this.forget(iqId);
+            throw gone(iqId);
+          }
+        }
+        throw error;
       }
-      const { box: reply } = parseResult(boxResult, answer, iqId, op);
-      return this.openReply(key, { iqId, appId, op }, reply, SEAL_PURPOSE.response, counter, result);
-    } finally {
-      zeroize(key);
     }
   }
 
-  /** Opens a box the IQ sealed for this app as its answer to message number `counter`. */
-  private openReply<T>(
-    key: Uint8Array,
-    to: { iqId: string; appId: string; op: string },
-    box: string,
-    purpose: string,
-    counter: number,
-    result: z.ZodType<T>,
-  ): T {
-    const tampered = new AppError(
-      "seal_invalid",
-      `the answer to ${to.op} did not come sealed from IQ ${to.iqId} for this request: it was damaged or replayed on the way`,
-    );
-    let opened;
+  private async sendCommand<T>(as: AsUser, op: CommandOp, args: Record<string, unknown>, result: z.ZodType<T>): Promise<T> {
+    const { iqId } = as;
+    const activation = activeEntry((await this.profile.read()).iqs[iqId], iqId, this.profile.name);
+    const requestId = newRequestId();
+    const challenge = activation.challenge && this.now() - activation.challenge.at < CHALLENGE_USE_MS ? activation.challenge.value : undefined;
+    const appKey = fromB64u(activation.messageKey, "messageKey");
+    const sealed = sealCommand({
+      iqId,
+      appId: activation.appId,
+      appKey,
+      iqStaticKey: fromB64u(activation.staticKey, "staticKey"),
+      requestId,
+      payload: encodeJson({ op, args, ...(as.pin !== undefined && activation.role !== "relay" && { pin: as.pin }), ...(challenge && { challenge }) }),
+    });
+    zeroize(appKey);
+    let next: string | undefined;
     try {
-      opened = openSealed({ key, iqId: to.iqId, appId: to.appId, purpose, sealed: fromB64u(box, "box"), lastCounter: counter - 1 });
-    } catch {
-      throw tampered;
+      const request = { id: requestId, op: "app", args: { appId: activation.appId, epk: toB64u(sealed.epk), mac: toB64u(sealed.mac), box: toB64u(sealed.box) } };
+      return await this.client.request(
+        iqId,
+        request,
+        acceptSealed({
+          iqId,
+          appId: activation.appId,
+          requestId,
+          op,
+          identityKey: fromB64u(activation.identityKey),
+          answerKey: sealed.answerKey,
+          result,
+          onChallenge: (value) => (next = value),
+        }),
+      );
+    } finally {
+      zeroize(sealed.answerKey);
+      const received = next;
+      if (received !== undefined) {
+        await this.profile.update((data) => {
+          const entry = data.iqs[iqId];
+          if (entry?.appId === activation.appId) entry.challenge = { value: received, at: this.now() };
+        });
+      }
     }
-    if (opened.counter !== counter) throw tampered;
-    return parseResult(result, parseJson(new TextDecoder().decode(opened.payload)), to.iqId, to.op);
   }
 
   /** The next Code of this app for `purpose`, its counter saved before anyone sees the Code. */
   private async makeCode(as: AsUser, purpose: CodePurpose, lock?: string): Promise<MadeCode> {
-    requirePinShape(as.pin);
+    const pin = as.pin;
+    requirePinShape(pin);
     const { iqId } = as;
     return this.profile.update((data) => {
       const entry = activeEntry(data.iqs[iqId], iqId, this.profile.name);
@@ -554,7 +636,7 @@ export class Companion {
           appId: entry.appId,
           purpose,
           ...(lock === undefined ? {} : { lock }),
-          pin: as.pin,
+          pin,
           lastCounter: entry.codeCounter,
           now: this.now(),
         });
@@ -577,7 +659,39 @@ export class Companion {
   }
 }
 
-const EVENTS_PAGE = 500;
+/** An `office off` is sent this many times before its state is reported unknown. */
+const OFFICE_OFF_TRIES = 3;
+/**
+ * A challenge older than this (by this app's clock) is not worth sending: the IQ allows 30 s on
+ * its own clock, and a stale one costs a refusal and a second round trip.
+ */
+const CHALLENGE_USE_MS = 25_000;
+
+function newRequestId(): string {
+  return nodeRandomBytes(12).toString("base64url");
+}
+
+function pairBoxAd(iqId: string, appId: string, purpose: string): Uint8Array {
+  return lvCat(utf8("iq-hub/v2/pair-box"), utf8(iqId), utf8(appId), utf8(purpose));
+}
+
+/** An event document that verifies against the IQ's key (unverified if this profile has none). */
+function verifiedEvent(doc: unknown, iqId: string, identityKey: Uint8Array | undefined): IqEvent | undefined {
+  try {
+    const body = identityKey === undefined ? signedText(doc) : verifyDocument({ publicKey: identityKey, kind: "event", iqId, doc });
+    const parsed = iqEvent.safeParse(body);
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The body of a signed document, unchecked (a profile that never paired with the IQ has no key). */
+function signedText(doc: unknown): unknown {
+  const signed = (doc as { signed?: unknown } | null)?.signed;
+  if (typeof signed !== "string") throw new AppError("response_invalid", "not a signed document");
+  return JSON.parse(signed);
+}
 
 function notActivated(iqId: string): AppError {
   return new AppError(
@@ -618,9 +732,4 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function parseEvent(payload: Buffer): IqEvent | undefined {
-  const parsed = iqEvent.safeParse(parseJson(payload.toString("utf8")));
-  return parsed.success ? parsed.data : undefined;
 }

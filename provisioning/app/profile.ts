@@ -1,8 +1,9 @@
 /**
  * The companion app's memory: one profile per person and device, a JSON file in `$IQ_HOME`
  * (default `~/.config/iq`) named after the profile (`--profile NAME`, `$IQ_PROFILE`, `default`).
- * It holds the broker URL, the activation on each IQ (ids, the two per-app keys, the counters)
- * and the last backup of each IQ the person owns. Never a PIN.
+ * It holds the broker URL, the activation on each IQ (ids, the two per-app keys, the IQ's public
+ * keys, the Code counter, the IQ's latest challenge) and the last backup of each IQ the person
+ * owns. Never a PIN.
  *
  * The keys in it are as good as the person's phone: the file is created 0600 and a profile that
  * other users can read is refused, not used. Every change is written to a temporary file and
@@ -19,7 +20,7 @@ import { z } from "zod";
 import { ROLES, backupSchema } from "../protocol/messages.js";
 import { AppError } from "./errors.js";
 
-export const PROFILE_FORMAT = "iq-profile/1";
+export const PROFILE_FORMAT = "iq-profile/2";
 export const DEFAULT_PROFILE = "default";
 
 const b64u = z.string().regex(/^[A-Za-z0-9_-]+$/, "base64url");
@@ -35,8 +36,12 @@ const activationSchema = z.strictObject({
   messageKey: b64u,
   /** The counter of the last Code this app made (any purpose). */
   codeCounter: counter,
-  /** The counter of the last box this app sealed; the next command uses one more. */
-  commandCounter: counter,
+  /** The IQ's Ed25519 identity key: what the IQ signs (answers, state, events) must verify with it. */
+  identityKey: b64u,
+  /** The IQ's X25519 static key: every sealed command is made against it. */
+  staticKey: b64u,
+  /** The IQ's latest challenge to this app, and when it arrived (ms): the next command carries it. */
+  challenge: z.strictObject({ value: b64u, at: z.number() }).optional(),
   /** False once the IQ said it no longer knows this app (PIN reset, factory reset). */
   activated: z.boolean(),
 });

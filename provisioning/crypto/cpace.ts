@@ -176,7 +176,7 @@ export function cpaceStart(role: CpaceRole, inputs: CpaceInputs): CpaceStart {
 }
 
 function confirmTag(isk: Uint8Array, role: CpaceRole, transcript: Uint8Array): Uint8Array {
-  const key = hkdf(sha512, isk, undefined, utf8(`iq-hub/v1/cpace/confirm/${role}`), 64);
+  const key = hkdf(sha512, isk, undefined, utf8(`iq-hub/v2/cpace/confirm/${role}`), 64);
   const tag = hmac(sha512, key, transcript);
   zeroize(key);
   return tag;
@@ -238,6 +238,18 @@ export function cpaceVerifyConfirm(result: CpaceResult, peerConfirm: Uint8Array)
   }
 }
 
+/**
+ * The tag the peer must send, for a responder that keeps no state between the two messages (the
+ * IQ puts it in its sealed pairing ticket and compares with equalBytes when the peer's arrives).
+ */
+export function cpaceExpectedConfirm(result: CpaceResult): Uint8Array {
+  const expected = expectedConfirms.get(result);
+  if (expected === undefined) {
+    throw new IqError("crypto_input_invalid", "result: expected what cpaceFinish returned", { argument: "result" });
+  }
+  return expected.slice();
+}
+
 /** The two per-app keys an activation produces. */
 export interface AppKeys {
   /** AES-256 key of the app's Codes (FF1). */
@@ -246,7 +258,7 @@ export interface AppKeys {
   messageKey: Uint8Array;
 }
 
-const APP_KEYS_SALT = utf8("iq-hub/v1/app-keys");
+const APP_KEYS_SALT = utf8("iq-hub/v2/app-keys");
 
 /**
  * HKDF-SHA512 from ISK (§10.3: never use ISK directly), bound to the IQ and the app so that the

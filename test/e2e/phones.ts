@@ -6,10 +6,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hub } from "../../firmware/hub.js";
-import { IqClient, type Requester } from "../../provisioning/app/client.js";
-import { AppError } from "../../provisioning/app/errors.js";
-import type { ResponseEnvelope } from "../../provisioning/protocol/messages.js";
-import { DEFAULT_TOPIC_PREFIX } from "../../provisioning/protocol/topics.js";
+import { IqClient } from "../../provisioning/app/client.js";
+import { HandlerRequester } from "../support/in-process.js";
 import { Companion } from "../../provisioning/app/companion.js";
 import { Profile } from "../../provisioning/app/profile.js";
 
@@ -34,7 +32,7 @@ export class Phones {
 
   /** The same person's app, talking to the hub directly instead of through the broker. */
   nearby(name: string, hub: Hub): Phone["app"] {
-    return new Companion({ profile: Profile.at({ home: this.home, name }), client: new NearbyRequester(hub) });
+    return new Companion({ profile: Profile.at({ home: this.home, name }), client: new HandlerRequester(hub) });
   }
 
   async close(): Promise<void> {
@@ -50,28 +48,4 @@ export async function refusal(call: Promise<unknown>): Promise<string> {
     return (error as { code?: string }).code ?? String(error);
   }
   throw new Error("expected the IQ to refuse");
-}
-
-/**
- * An app next to the IQ: requests go straight into the hub's request handler, as BLE will carry
- * them, so the door keeps working (and producing events) while the broker is down.
- */
-export class NearbyRequester implements Requester {
-  readonly topicPrefix = DEFAULT_TOPIC_PREFIX;
-  private next = 0;
-
-  constructor(private readonly hub: Hub) {}
-
-  async request(iqId: string, op: string, args: Record<string, unknown>): Promise<unknown> {
-    const envelope = { v: 1, id: `nearby-${Date.now()}-${this.next++}`, op, expiresAt: Date.now() + 30_000, args };
-    const response = await this.hub.requests.sink({ payload: Buffer.from(JSON.stringify(envelope)), via: "ble" });
-    if (response === undefined) throw new AppError("no_answer", `IQ ${iqId} dropped the request`);
-    const body = JSON.parse(Buffer.from(response.payload).toString("utf8")) as ResponseEnvelope;
-    if (!body.ok) throw new AppError(body.error.code, body.error.message);
-    return body.result;
-  }
-
-  watch(): Promise<() => Promise<void>> {
-    return Promise.reject(new AppError("unsupported", "nearby apps do not watch topics"));
-  }
 }

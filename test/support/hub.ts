@@ -24,6 +24,8 @@ export interface TestHub {
   clock: { synced: boolean };
   /** Moves the hub's clock forward (lockout blocks, Code time steps) without waiting. */
   advance: (ms: number) => void;
+  /** Moves the hub's monotonic clock forward (challenges, pairing tickets): a command held back. */
+  advanceMonotonic: (ms: number) => void;
   /** The hub's clock. */
   now: () => number;
   /** The setup secret, as someone with the Pi in hand reads it. */
@@ -35,8 +37,8 @@ export const RELAY_PIN = 27;
 export const BUTTON_PIN = 17;
 
 export interface TestHubOptions {
-  /** The test broker; its protocol version is the hub's (aedes speaks MQTT 3.1.1 only). */
-  broker: Pick<TestBroker, "url" | "protocolVersion">;
+  /** The test broker; its protocol version is the hub's (aedes speaks MQTT 3.1.1 only). None: no MQTT at all. */
+  broker?: Pick<TestBroker, "url" | "protocolVersion">;
   stateDir?: string;
   iqId?: string;
   /** Raw config merged over the test defaults (e.g. short button thresholds). */
@@ -49,12 +51,15 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
   const logs: string[] = [];
   const clock = { synced: true };
   let shiftMs = 0;
+  let monotonicShiftMs = 0;
   const now = () => Date.now() + shiftMs;
   const config = validateConfig({
     stateDir,
     iqId: options.iqId ?? `iq-test-${Math.random().toString(16).slice(2, 10)}`,
     gpio: { backend: "mock" },
-    mqtt: { url: options.broker.url, protocolVersion: options.broker.protocolVersion, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+    ...(options.broker && {
+      mqtt: { url: options.broker.url, protocolVersion: options.broker.protocolVersion, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+    }),
     ...options.config,
   });
   const hub = new Hub({
@@ -63,6 +68,8 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
     log: createLogger({ write: (line) => logs.push(line) }),
     now,
     checkClockSynced: () => Promise.resolve(clock.synced),
+    monotonic: () => performance.now() + monotonicShiftMs,
+    mqtt: options.broker !== undefined,
   });
   await hub.start(await Store.open(stateDir));
   return {
@@ -83,6 +90,9 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
     },
     advance: (ms) => {
       shiftMs += ms;
+    },
+    advanceMonotonic: (ms) => {
+      monotonicShiftMs += ms;
     },
     now,
     setupSecret: () => readFileSync(setupSecretFile(stateDir), "utf8").trim(),

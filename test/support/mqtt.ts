@@ -11,6 +11,7 @@ import { validateConfig, type HubConfig } from "../../firmware/config.js";
 import { createLogger } from "../../firmware/log.js";
 import type { Store } from "../../firmware/store.js";
 import { MqttTransport } from "../../firmware/transports/mqtt.js";
+import { createSigner, generateIdentity, verifyDocument, type DocumentKind } from "../../provisioning/crypto/identity.js";
 import type { InboundRequest, RequestSink } from "../../firmware/transports/transport.js";
 import { openStore, tempStateDir } from "../firmware/temp-state.js";
 import type { TestBroker } from "./broker.js";
@@ -60,6 +61,8 @@ export interface HubTransport {
   connection: boolean[];
   /** Log lines at warn and above. */
   logs: string[];
+  /** The Ed25519 key the transport signs state and events with. */
+  identityKey: Uint8Array;
 }
 
 export interface HubTransportOptions {
@@ -84,17 +87,25 @@ export async function startHubTransport(options: HubTransportOptions = {}): Prom
   const iqId = options.iqId ?? `iq-test-${randomUUID().slice(0, 8)}`;
   const connection: boolean[] = [];
   const logs: string[] = [];
+  const identity = generateIdentity();
+  const signer = createSigner(identity.secretKey, iqId);
   const transport = new MqttTransport({
     config: validateConfig({ mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000, ...options.mqtt } }).mqtt,
     iqId,
     log: createLogger({ level: "warn", write: (line) => logs.push(line) }),
     audit,
+    sign: (kind, body) => JSON.stringify(signer(kind, body)),
     onRequest: options.onRequest ?? echoSink(),
     onConnectionChange: (connected) => connection.push(connected),
   });
   await transport.start();
   onTestFinished(() => transport.stop());
-  return { transport, audit, store, iqId, connection, logs };
+  return { transport, audit, store, iqId, connection, logs, identityKey: identity.publicKey };
+}
+
+/** The body of a document the hub signed, checked against its identity key (fails the test otherwise). */
+export function signedBody<T = Record<string, unknown>>(text: string, kind: DocumentKind, hub: Pick<HubTransport, "iqId" | "identityKey">): T {
+  return verifyDocument({ publicKey: hub.identityKey, kind, iqId: hub.iqId, doc: JSON.parse(text) }) as T;
 }
 
 /** JSON request text as the apps send it. */

@@ -1,299 +1,242 @@
-import { readFile } from "node:fs/promises";
-import { describe, expect, it } from "vitest";
+/**
+ * The companion app against a real IQ (the Hub on mock GPIO and a LevelDB on disk), its requests
+ * handed straight to the hub's request handler: every check of protocol v2 runs on both sides.
+ * The broker path is covered by test/e2e.
+ */
+import { afterEach, describe, expect, it } from "vitest";
 import { Companion } from "../../../provisioning/app/companion.js";
-import { AppError } from "../../../provisioning/app/errors.js";
 import { Profile } from "../../../provisioning/app/profile.js";
 import { validateCode } from "../../../provisioning/crypto/code.js";
 import { fromB64u } from "../../../provisioning/pairing.js";
-import { FakeIq } from "./fake-iq.js";
+import { startTestHub, type TestHub } from "../../support/hub.js";
+import { HandlerRequester } from "../../support/in-process.js";
 import { tempHome } from "./temp-home.js";
 
-const IQ = "iq-test";
-const SECRET = "7K3M-9QXD-2HRT";
-const OWNER_PIN = "2468";
-/** Noon, 1 January 2026: Codes depend on the time, so the tests fix it. */
-const NOON = Date.UTC(2026, 0, 1, 12, 0, 0);
+const OWNER_PIN = "248613";
+const BOB_PIN = "730264";
 
-function setup(now = (): number => NOON) {
-  const iq = new FakeIq(IQ, SECRET, now);
-  const profile = Profile.at({ home: tempHome(), name: "alice" });
-  const app = new Companion({ profile, client: iq, now });
-  return { iq, profile, app };
+const hubs: TestHub[] = [];
+afterEach(async () => {
+  await Promise.all(hubs.splice(0).map((h) => h.stop()));
+});
+
+async function iq(): Promise<TestHub> {
+  const hub = await startTestHub({});
+  hubs.push(hub);
+  return hub;
 }
 
-/** The counter in a sealed box's clear header (version byte, then 8 bytes big-endian). */
-function boxCounter(box: unknown): number {
-  const bytes = fromB64u(box as string);
-  return Number(new DataView(bytes.buffer, bytes.byteOffset + 1, 8).getBigUint64(0));
+function phone(hub: TestHub, name: string) {
+  const wire = new HandlerRequester(hub.hub);
+  const profile = Profile.at({ home: tempHome(), name });
+  return { app: new Companion({ profile, client: wire, now: hub.now }), profile, wire };
 }
 
 async function claimed() {
-  const context = setup();
-  await context.app.claim({ iqId: IQ, setupSecret: SECRET, name: "Alice", pin: OWNER_PIN });
-  return context;
+  const hub = await iq();
+  const alice = phone(hub, "alice");
+  await alice.app.claim({ iqId: hub.iqId, setupSecret: hub.setupSecret(), name: "Alice", pin: OWNER_PIN });
+  return { hub, alice, iqId: hub.iqId };
+}
+
+async function withBob() {
+  const world = await claimed();
+  const added = await world.alice.app.addUser({ iqId: world.iqId, pin: OWNER_PIN, name: "Bob", role: "user" });
+  const bob = phone(world.hub, "bob");
+  await bob.app.activate({ iqId: world.iqId, userId: added.userId, pin: added.initialPin });
+  await bob.app.changePin({ iqId: world.iqId, pin: added.initialPin, newPin: BOB_PIN });
+  return { ...world, bob, bobId: added.userId };
 }
 
 describe("Companion: pairing", () => {
-  it("a claim makes the person Owner and keeps both keys, Code counter 0 and command counter 1", async () => {
-    const { iq, profile, app } = setup();
+  it("a claim makes the person Owner; the profile keeps the app keys, the IQ's public keys and a first challenge", async () => {
+    const hub = await iq();
+    const { app, profile } = phone(hub, "alice");
 
-    const owner = await app.claim({ iqId: IQ, setupSecret: SECRET.toLowerCase(), name: "Alice", pin: OWNER_PIN });
+    const owner = await app.claim({ iqId: hub.iqId, setupSecret: hub.setupSecret().toLowerCase(), name: "Alice", pin: OWNER_PIN });
 
-    expect(owner).toEqual({ userId: "u-1", role: "owner", name: "Alice" });
-    const activation = (await profile.read()).iqs[IQ]!;
-    expect(activation).toMatchObject({ userId: "u-1", role: "owner", codeCounter: 0, commandCounter: 1, activated: true });
-    expect(fromB64u(activation.codeKey)).toEqual(iq.apps.get(activation.appId)?.codeKey);
-    expect(fromB64u(activation.messageKey)).toEqual(iq.apps.get(activation.appId)?.messageKey);
-    expect(iq.users.get("u-1")?.pin).toBe(OWNER_PIN);
-    expect(iq.sent.map((r) => r.op)).toEqual(["pair.start", "pair.finish"]);
+    expect(owner).toMatchObject({ role: "owner", name: "Alice" });
+    const activation = (await profile.read()).iqs[hub.iqId]!;
+    expect(activation).toMatchObject({ userId: owner.userId, role: "owner", codeCounter: 0, activated: true });
+    expect(fromB64u(activation.identityKey)).toEqual(hub.hub.keys().identityPublic);
+    expect(fromB64u(activation.staticKey)).toEqual(hub.hub.keys().staticPublic);
+    expect(activation.challenge?.value).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    const onIq = await hub.hub.users.app(activation.appId);
+    expect(onIq).toMatchObject({ codeKey: activation.codeKey, messageKey: activation.messageKey, userId: owner.userId });
   });
 
   it("the setup secret and the PIN never travel in clear", async () => {
-    const { iq, app } = setup();
-    await app.claim({ iqId: IQ, setupSecret: SECRET, name: "Alice", pin: OWNER_PIN });
+    const hub = await iq();
+    const { app, wire } = phone(hub, "alice");
+    const secret = hub.setupSecret();
 
-    const wire = JSON.stringify(iq.sent);
-    expect(wire).not.toContain(OWNER_PIN);
-    expect(wire).not.toContain(SECRET.replaceAll("-", ""));
+    await app.claim({ iqId: hub.iqId, setupSecret: secret, name: "Alice", pin: OWNER_PIN });
+    await app.open({ iqId: hub.iqId, pin: OWNER_PIN });
+
+    const traffic = [...wire.sent, ...wire.answers].join("\n");
+    expect(traffic).not.toContain(OWNER_PIN);
+    expect(traffic).not.toContain(secret.replaceAll("-", ""));
   });
 
-  it("a wrong setup secret is refused, nothing is stored, and the run is ended at once with an empty box", async () => {
-    const { iq, profile, app } = setup();
+  it("a wrong setup secret is refused and nothing is stored on either side", async () => {
+    const hub = await iq();
+    const { app, profile } = phone(hub, "alice");
+    const wrong = hub.setupSecret().replace(/.$/, (c) => (c === "0" ? "1" : "0"));
 
-    await expect(app.claim({ iqId: IQ, setupSecret: "7K3M-9QXD-2HRV", name: "Alice", pin: OWNER_PIN })).rejects.toMatchObject({
+    await expect(app.claim({ iqId: hub.iqId, setupSecret: wrong, name: "Alice", pin: OWNER_PIN })).rejects.toMatchObject({
       code: "pair_failed",
-      message: `claim on ${IQ} failed: wrong setup secret`,
+      message: expect.stringContaining("wrong setup secret") as string,
     });
     expect((await profile.read()).iqs).toEqual({});
-    expect(iq.sent.map((r) => [r.op, r.args.box])).toEqual([
-      ["pair.start", undefined],
-      ["pair.finish", ""],
-    ]);
+    expect(hub.hub.lifecycle.phase).toBe("unclaimed");
   });
 
   it("a trivial owner PIN is refused before anything is sent", async () => {
-    const { iq, app } = setup();
+    const hub = await iq();
+    const { app, wire } = phone(hub, "alice");
 
-    await expect(app.claim({ iqId: IQ, setupSecret: SECRET, name: "Alice", pin: "1234" })).rejects.toMatchObject({ code: "pin_trivial" });
-    expect(iq.sent).toEqual([]);
+    await expect(app.claim({ iqId: hub.iqId, setupSecret: hub.setupSecret(), name: "Alice", pin: "1234" })).rejects.toMatchObject({ code: "pin_trivial" });
+    expect(wire.sent).toEqual([]);
   });
 
   it("a user activates with the initial PIN and gets keys of their own", async () => {
-    const { iq, app } = await claimed();
-    const bob = await app.addUser({ iqId: IQ, pin: OWNER_PIN, name: "Bob", role: "user" });
-    const bobsPhone = new Companion({ profile: Profile.at({ home: tempHome(), name: "bob" }), client: iq, now: () => NOON });
+    const { bob, iqId, bobId, alice } = await withBob();
 
-    const paired = await bobsPhone.activate({ iqId: IQ, userId: bob.userId, pin: bob.initialPin });
-
-    expect(paired).toEqual({ userId: bob.userId, role: "user", name: "Bob" });
-    expect(await bobsPhone.whoami({ iqId: IQ, pin: bob.initialPin })).toEqual(paired);
+    expect(await bob.app.whoami({ iqId, pin: BOB_PIN })).toEqual({ userId: bobId, role: "user", name: "Bob" });
+    const [mine, owners] = [(await bob.profile.read()).iqs[iqId]!, (await alice.profile.read()).iqs[iqId]!];
+    expect(mine.messageKey).not.toBe(owners.messageKey);
   });
 
-  it("inviting a device saves the Code counter and sends only the counter, never the Code", async () => {
-    const { iq, profile, app } = await claimed();
+  it("the Code alone is not enough: a second device needs the PIN too, and then is the same user", async () => {
+    const { hub, bob, iqId, bobId } = await withBob();
+    const invite = await bob.app.inviteDevice({ iqId, pin: BOB_PIN });
+    expect(bob.wire.sent.join("\n")).not.toContain(invite.code);
+    const tablet = phone(hub, "bob-tablet");
 
-    const invite = await app.inviteDevice({ iqId: IQ, pin: OWNER_PIN });
-
-    expect((await profile.read()).iqs[IQ]?.codeCounter).toBe(invite.counter);
-    expect(iq.commands.at(-1)).toMatchObject({ op: "device.invite", args: { counter: invite.counter } });
-    expect(JSON.stringify(iq.sent)).not.toContain(invite.code);
-  });
-
-  it("the Code alone is not enough: a second device with a wrong PIN is refused", async () => {
-    const { iq, app } = await claimed();
-    const invite = await app.inviteDevice({ iqId: IQ, pin: OWNER_PIN });
-    const tablet = new Companion({ profile: Profile.at({ home: tempHome(), name: "tablet" }), client: iq, now: () => NOON });
-
-    await expect(tablet.joinAsDevice({ iqId: IQ, userId: "u-1", code: invite.code, pin: "1357" })).rejects.toMatchObject({
+    await expect(tablet.app.joinAsDevice({ iqId, userId: bobId, code: invite.code, pin: "135799" })).rejects.toMatchObject({
       code: "pair_failed",
       message: expect.stringContaining("wrong Code or PIN") as string,
     });
-  });
-
-  it("a second device with the right Code and PIN is activated as the same user", async () => {
-    const { iq, app } = await claimed();
-    const invite = await app.inviteDevice({ iqId: IQ, pin: OWNER_PIN });
-    const tablet = new Companion({ profile: Profile.at({ home: tempHome(), name: "tablet" }), client: iq, now: () => NOON });
-
-    const paired = await tablet.joinAsDevice({ iqId: IQ, userId: "u-1", code: invite.code.toLowerCase(), pin: OWNER_PIN });
-
-    expect(paired).toEqual({ userId: "u-1", role: "owner", name: "Alice" });
-    expect([...iq.apps.values()].filter((a) => a.userId === "u-1")).toHaveLength(2);
+    // A wrong try does not use up the invitation: the right PIN still works within its validity.
+    expect(await tablet.app.joinAsDevice({ iqId, userId: bobId, code: invite.code, pin: BOB_PIN })).toMatchObject({ userId: bobId, name: "Bob" });
+    expect(await hub.hub.users.appIds(bobId)).toHaveLength(2);
   });
 });
 
 describe("Companion: sealed commands", () => {
-  it("the command counter is on disk before the command leaves", async () => {
-    const { iq, profile, app } = await claimed();
-    const onDisk: number[] = [];
-    const inBox: number[] = [];
-    iq.onRequest = async ({ args }) => {
-      const saved = JSON.parse(await readFile(profile.file, "utf8")) as { iqs: Record<string, { commandCounter: number }> };
-      onDisk.push(saved.iqs[IQ]!.commandCounter);
-      inBox.push(boxCounter(args.box));
-    };
+  it("each answer hands over the next challenge; a stale one costs one extra round trip, never a failure", async () => {
+    const { hub, alice, iqId } = await claimed();
+    const before = (await alice.profile.read()).iqs[iqId]!.challenge!.value;
 
-    await app.open({ iqId: IQ, pin: OWNER_PIN });
-    await app.open({ iqId: IQ, pin: OWNER_PIN, lock: "gate" });
+    await alice.app.open({ iqId, pin: OWNER_PIN });
+    const after = (await alice.profile.read()).iqs[iqId]!.challenge!.value;
+    expect(after).not.toBe(before);
+    expect(alice.wire.sent).toHaveLength(3); // pair.start, pair.finish, app
 
-    expect(inBox).toEqual([2, 3]);
-    expect(onDisk).toEqual(inBox);
-    // The expiry travels inside the seal too: a relay that holds a command back cannot extend it.
-    expect(iq.commands.map(({ op, args, pin, expiresAt }) => ({ op, args, pin, expiresAt }))).toEqual([
-      { op: "open", args: { lock: "door" }, pin: OWNER_PIN, expiresAt: NOON + 30_000 },
-      { op: "open", args: { lock: "gate" }, pin: OWNER_PIN, expiresAt: NOON + 30_000 },
-    ]);
+    hub.advanceMonotonic(31_000);
+    await alice.app.open({ iqId, pin: OWNER_PIN });
+    expect(alice.wire.sent).toHaveLength(5); // refused challenge_required, then sent again
   });
 
-  it("a refused command still spends its counter, so the next one is never a replay", async () => {
-    const { iq, profile, app } = await claimed();
+  it("a wrong PIN is refused, sealed, and counted", async () => {
+    const { hub, alice, iqId } = await claimed();
+    const ownerId = (await alice.profile.read()).iqs[iqId]!.userId;
 
-    await expect(app.open({ iqId: IQ, pin: "9753" })).rejects.toMatchObject({ code: "pin_wrong" });
-    await app.open({ iqId: IQ, pin: OWNER_PIN });
-
-    expect(iq.commands.map((c) => c.counter)).toEqual([2, 3]);
-    expect((await profile.read()).iqs[IQ]?.commandCounter).toBe(3);
-  });
-
-  it("an answer sealed for another request is refused", async () => {
-    const { iq, app } = await claimed();
-    const answers: unknown[] = [];
-    const request = iq.request.bind(iq);
-    // A relay that replays the IQ's first answer in place of the second.
-    iq.request = async (iqId, op, args) => {
-      const answer = await request(iqId, op, args);
-      answers.push(answer);
-      return answers[0];
-    };
-
-    await app.whoami({ iqId: IQ, pin: OWNER_PIN });
-    await expect(app.whoami({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({ code: "seal_invalid" });
+    await expect(alice.app.open({ iqId, pin: "975311" })).rejects.toMatchObject({ code: "pin_wrong" });
+    expect(hub.hub.locks.get("door")!.isUnlocked).toBe(false);
+    await expect(hub.hub.lockout.check(ownerId)).resolves.toEqual({ allowed: true });
+    expect(await alice.app.open({ iqId, pin: OWNER_PIN })).toMatchObject({ lock: "door" });
   });
 
   it("not_activated from the IQ marks the activation and says to activate again", async () => {
-    const { iq, profile, app } = await claimed();
-    iq.apps.clear();
+    const { alice, bob, iqId, bobId } = await withBob();
+    await alice.app.resetPin({ iqId, pin: OWNER_PIN, userId: bobId });
 
-    await expect(app.open({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({
+    await expect(bob.app.open({ iqId, pin: BOB_PIN })).rejects.toMatchObject({
       code: "not_activated",
-      message: expect.stringMatching(new RegExp(`^not activated on ${IQ}: .*new initial PIN`)) as unknown,
+      message: expect.stringMatching(new RegExp(`^not activated on ${iqId}: .*new initial PIN`)) as unknown,
     });
-    expect((await profile.read()).iqs[IQ]?.activated).toBe(false);
-
-    const sent = iq.sent.length;
-    await expect(app.open({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({ code: "not_activated" });
-    expect(iq.sent).toHaveLength(sent);
-  });
-
-  it("not_claimed after a factory reset also ends the activation, and says what comes next", async () => {
-    const { iq, profile, app } = await claimed();
-    iq.onRequest = () => {
-      throw new AppError("not_claimed", "this IQ is not claimed yet: claim it first (story 1)");
-    };
-
-    await expect(app.open({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({
-      code: "not_claimed",
-      message: expect.stringContaining("its owner claims it again (iq claim), then every app activates again") as string,
-    });
-    expect((await profile.read()).iqs[IQ]?.activated).toBe(false);
+    expect((await bob.profile.read()).iqs[iqId]?.activated).toBe(false);
+    const sent = bob.wire.sent.length;
+    await expect(bob.app.open({ iqId, pin: BOB_PIN })).rejects.toMatchObject({ code: "not_activated" });
+    expect(bob.wire.sent).toHaveLength(sent);
   });
 
   it("an IQ this profile never paired with is refused without sending anything", async () => {
-    const { iq, app } = setup();
+    const hub = await iq();
+    const { app, wire } = phone(hub, "alice");
 
-    await expect(app.open({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({
+    await expect(app.open({ iqId: hub.iqId, pin: OWNER_PIN })).rejects.toMatchObject({
       code: "not_activated",
-      message: expect.stringContaining("profile alice is not activated on iq-test") as string,
+      message: expect.stringContaining(`profile alice is not activated on ${hub.iqId}`) as string,
     });
-    expect(iq.sent).toEqual([]);
+    expect(wire.sent).toEqual([]);
   });
 
-  it("a bad lock name is refused here with the code the IQ would use", async () => {
-    const { iq, app } = await claimed();
-    const sent = iq.sent.length;
+  it("a bad lock name and a trivial new PIN are refused here, with the code the IQ would use", async () => {
+    const { alice, iqId } = await claimed();
+    const sent = alice.wire.sent.length;
 
-    await expect(app.open({ iqId: IQ, pin: OWNER_PIN, lock: "Front Door" })).rejects.toMatchObject({ code: "request_malformed" });
-    expect(iq.sent).toHaveLength(sent);
-  });
-
-  it("a new PIN goes through the policy before anything is sent", async () => {
-    const { iq, app } = await claimed();
-    const sent = iq.sent.length;
-
-    await expect(app.changePin({ iqId: IQ, pin: OWNER_PIN, newPin: "0000" })).rejects.toMatchObject({ code: "pin_trivial" });
-    expect(iq.sent).toHaveLength(sent);
+    await expect(alice.app.open({ iqId, pin: OWNER_PIN, lock: "Front Door" })).rejects.toMatchObject({ code: "request_malformed" });
+    await expect(alice.app.changePin({ iqId, pin: OWNER_PIN, newPin: "000000" })).rejects.toMatchObject({ code: "pin_trivial" });
+    expect(alice.wire.sent).toHaveLength(sent);
   });
 });
 
-describe("Companion: Codes", () => {
-  it("a Code is made offline, its counter saved before it is returned, and only this IQ accepts it, for this lock", async () => {
-    const { iq, profile, app } = await claimed();
-    const sent = iq.sent.length;
+describe("Companion: Codes, the relay, resets and backups", () => {
+  it("a Code is made offline, its counter saved first, and only this IQ accepts it, for this lock", async () => {
+    const { hub, alice, iqId } = await claimed();
+    const sent = alice.wire.sent.length;
 
-    const made = await app.code({ iqId: IQ, pin: OWNER_PIN });
+    const made = await alice.app.code({ iqId, pin: OWNER_PIN });
 
-    expect(iq.sent).toHaveLength(sent);
+    expect(alice.wire.sent).toHaveLength(sent);
     expect(made.code).toMatch(/^[0-9A-HJKMNP-TV-Z]{5}$/);
-    expect(made.counter).toBe(Math.floor(NOON / 60_000) * 2);
-    expect(made.validUntil).toBe(NOON + 3 * 60_000);
-    const activation = (await profile.read()).iqs[IQ]!;
+    const activation = (await alice.profile.read()).iqs[iqId]!;
     expect(activation.codeCounter).toBe(made.counter);
-    const ours = { key: fromB64u(activation.codeKey), iqId: IQ, appId: activation.appId, code: made.code, now: NOON + 60_000, expectedPin: OWNER_PIN, lastCounter: 0 };
+    const ours = { key: fromB64u(activation.codeKey), iqId, appId: activation.appId, code: made.code, now: hub.now(), expectedPin: OWNER_PIN, lastCounter: 0 };
     expect(validateCode({ ...ours, purpose: "open", lock: "door" })).toEqual({ ok: true, counter: made.counter });
     expect(validateCode({ ...ours, purpose: "open", lock: "gate" })).toMatchObject({ ok: false });
-    expect(validateCode({ ...ours, purpose: "office_on", lock: "door" })).toMatchObject({ ok: false });
     expect(validateCode({ ...ours, iqId: "iq-other", purpose: "open", lock: "door" })).toMatchObject({ ok: false });
   });
 
-  it("the second Code of a minute uses the next counter; a third waits for the next minute", async () => {
-    let now = NOON;
-    const { app } = setup(() => now);
-    await app.claim({ iqId: IQ, setupSecret: SECRET, name: "Alice", pin: OWNER_PIN });
+  it("only a paired relay passes on a Code; a person's profile is told what to do", async () => {
+    const { hub, alice, iqId } = await claimed();
+    const ownerId = (await alice.profile.read()).iqs[iqId]!.userId;
+    const relayAdded = await alice.app.addRelay({ iqId, pin: OWNER_PIN, name: "cloud" });
+    const relay = phone(hub, "web");
+    await relay.app.activate({ iqId, userId: relayAdded.userId, pin: relayAdded.initialPin });
+    const made = await alice.app.code({ iqId, pin: OWNER_PIN });
 
-    const first = await app.code({ iqId: IQ, pin: OWNER_PIN });
-    const second = await app.code({ iqId: IQ, pin: OWNER_PIN, purpose: "office_on" });
-    await expect(app.code({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({ code: "code_rate_limited" });
-    now += 60_000;
-    const third = await app.code({ iqId: IQ, pin: OWNER_PIN });
-
-    expect([second.counter - first.counter, third.counter - first.counter]).toEqual([1, 2]);
+    await expect(alice.app.webOpen({ iqId, userId: ownerId, code: made.code })).rejects.toMatchObject({ code: "not_relay" });
+    expect(await relay.app.webOpen({ iqId, userId: ownerId, code: made.code })).toMatchObject({ lock: "door" });
+    expect(hub.hub.locks.get("door")!.isUnlocked).toBe(true);
+    await expect(relay.app.open({ iqId, pin: "123456" })).rejects.toMatchObject({ code: "forbidden" });
   });
 
   it("the Owner's PIN reset carries a fresh owner_reset Code and hands back the new initial PIN", async () => {
-    const { iq, profile, app } = await claimed();
-    const bob = await app.addUser({ iqId: IQ, pin: OWNER_PIN, name: "Bob", role: "user" });
+    const { alice, iqId, bobId } = await withBob();
 
-    const reset = await app.resetPin({ iqId: IQ, pin: OWNER_PIN, userId: bob.userId });
+    const reset = await alice.app.resetPin({ iqId, pin: OWNER_PIN, userId: bobId });
 
-    expect(reset).toEqual({ userId: bob.userId, initialPin: "730419" });
-    const sent = iq.commands.at(-1)!;
-    expect(sent.op).toBe("pin.reset");
-    expect(sent.args.code).toMatch(/^[0-9A-HJKMNP-TV-Z]{5}$/);
-    expect((await profile.read()).iqs[IQ]?.codeCounter).toBe(iq.apps.get((await profile.read()).iqs[IQ]!.appId)?.codeCounter);
+    expect(reset).toMatchObject({ userId: bobId, initialPin: expect.stringMatching(/^[0-9]{6}$/) as string });
   });
-});
 
-describe("Companion: backup and restore", () => {
-  it("a backup is kept in the profile and restore sends it back after a new claim", async () => {
-    const { iq, profile, app } = await claimed();
-    await app.addUser({ iqId: IQ, pin: OWNER_PIN, name: "Bob", role: "user" });
+  it("a backup is kept in the profile and restore brings the users back after a reset and a new claim", async () => {
+    const { hub, alice, iqId } = await withBob();
+    const backup = await alice.app.backup({ iqId, pin: OWNER_PIN });
+    expect((await alice.profile.read()).backups[iqId]).toEqual(backup);
 
-    const backup = await app.backup({ iqId: IQ, pin: OWNER_PIN });
-    expect((await profile.read()).backups[IQ]).toEqual(backup);
+    await hub.hub.factoryReset("button");
+    await alice.app.claim({ iqId, setupSecret: hub.setupSecret(), name: "Alice", pin: OWNER_PIN });
+    const restored = await alice.app.restore({ iqId, pin: OWNER_PIN });
 
-    // Factory reset: the IQ forgets every app; the owner claims again with the same profile.
-    iq.apps.clear();
-    iq.users.clear();
-    await app.claim({ iqId: IQ, setupSecret: SECRET, name: "Alice", pin: OWNER_PIN });
-    await app.restore({ iqId: IQ, pin: OWNER_PIN });
-
-    expect(iq.commands.at(-1)).toMatchObject({ op: "restore", args: { backup } });
-    expect((await profile.read()).backups[IQ]).toEqual(backup);
+    expect(restored.users.map((u) => u.name)).toEqual(["Bob"]);
   });
 
   it("restore without a backup says one has to be made first", async () => {
-    const { app } = await claimed();
+    const { alice, iqId } = await claimed();
 
-    await expect(app.restore({ iqId: IQ, pin: OWNER_PIN })).rejects.toMatchObject({ code: "backup_missing" });
+    await expect(alice.app.restore({ iqId, pin: OWNER_PIN })).rejects.toMatchObject({ code: "backup_missing" });
   });
 });

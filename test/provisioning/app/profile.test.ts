@@ -26,7 +26,7 @@ describe("profile files", () => {
   it("a profile that does not exist yet reads as empty and is created by the first change", async () => {
     const profile = Profile.at({ home: tempHome() });
 
-    expect(await profile.read()).toEqual({ format: "iq-profile/1", iqs: {}, backups: {} });
+    expect(await profile.read()).toEqual({ format: "iq-profile/2", iqs: {}, backups: {} });
     await profile.update((data) => {
       data.broker = "mqtt://hub.example:1883";
     });
@@ -62,15 +62,15 @@ describe("profile files", () => {
   });
 
   it("a change that throws writes nothing", async () => {
-    const profile = await profileWith({ "iq-one": someActivation({ commandCounter: 7 }) });
+    const profile = await profileWith({ "iq-one": someActivation({ codeCounter: 7 }) });
 
     await expect(
       profile.update((data) => {
-        data.iqs["iq-one"]!.commandCounter = 8;
+        data.iqs["iq-one"]!.codeCounter = 8;
         throw new Error("changed my mind");
       }),
     ).rejects.toThrow("changed my mind");
-    expect((await profile.read()).iqs["iq-one"]?.commandCounter).toBe(7);
+    expect((await profile.read()).iqs["iq-one"]?.codeCounter).toBe(7);
   });
 
   it("concurrent changes in one process are all kept", async () => {

@@ -24,7 +24,8 @@ export function someActivation(overrides: Partial<Activation> = {}): Activation 
     codeKey: toB64u(randomBytes(32)),
     messageKey: toB64u(randomBytes(32)),
     codeCounter: 0,
-    commandCounter: 1,
+    identityKey: toB64u(randomBytes(32)),
+    staticKey: toB64u(randomBytes(32)),
     activated: true,
     ...overrides,
   };

@@ -1,0 +1,75 @@
+/**
+ * Ed25519 (RFC 8032) and X25519 (RFC 7748) on raw 32-byte keys, computed by Node's OpenSSL.
+ *
+ * Why not @noble/curves, as for CPace's ristretto255: on this project's reference machine noble
+ * signs about 550 times a second and computes about 300 X25519s a second; OpenSSL does 10,000 and
+ * 8,000 (docs/performance.md). The IQ signs every answer and event and computes an X25519 for every
+ * sealed command, on a Pi Zero as well: at noble's speed an opening would spend 5 ms here and tens
+ * of milliseconds there in curve arithmetic alone. OpenSSL's implementations are constant-time and
+ * strict (RFC 8032 verification, all-zero X25519 outputs refused). The known-answer tests run the
+ * RFC vectors through this module and through @noble/curves, so each checks the other.
+ */
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { IqError } from "../../common/errors.js";
+import { requireBytes } from "./bytes.js";
+
+const KEY_BYTES = 32;
+// DER wrappers of raw keys (RFC 8410): what Node's key import takes.
+const PKCS8_PREFIX = { ed25519: "302e020100300506032b657004220420", x25519: "302e020100300506032b656e04220420" } as const;
+const SPKI_PREFIX = { ed25519: "302a300506032b6570032100", x25519: "302a300506032b656e032100" } as const;
+type Curve = keyof typeof PKCS8_PREFIX;
+
+function secretKeyObject(curve: Curve, secretKey: Uint8Array): KeyObject {
+  const raw = requireBytes("secretKey", secretKey, KEY_BYTES);
+  return createPrivateKey({ key: Buffer.concat([Buffer.from(PKCS8_PREFIX[curve], "hex"), raw]), format: "der", type: "pkcs8" });
+}
+
+function publicKeyObject(curve: Curve, publicKey: Uint8Array): KeyObject {
+  const raw = requireBytes("publicKey", publicKey, KEY_BYTES);
+  return createPublicKey({ key: Buffer.concat([Buffer.from(SPKI_PREFIX[curve], "hex"), raw]), format: "der", type: "spki" });
+}
+
+const rawPublic = (key: KeyObject): Uint8Array => new Uint8Array(key.export({ format: "der", type: "spki" }).subarray(-KEY_BYTES));
+const rawSecret = (key: KeyObject): Uint8Array => new Uint8Array(key.export({ format: "der", type: "pkcs8" }).subarray(-KEY_BYTES));
+
+export interface KeyPair {
+  secretKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+export function keygen(curve: Curve): KeyPair {
+  const { privateKey, publicKey } = curve === "ed25519" ? generateKeyPairSync("ed25519") : generateKeyPairSync("x25519");
+  return { secretKey: rawSecret(privateKey), publicKey: rawPublic(publicKey) };
+}
+
+export function publicKeyOf(curve: Curve, secretKey: Uint8Array): Uint8Array {
+  return rawPublic(createPublicKey(secretKeyObject(curve, secretKey)));
+}
+
+/** An Ed25519 signer with its key imported once (the IQ signs every answer and event). */
+export function ed25519Signer(secretKey: Uint8Array): (message: Uint8Array) => Uint8Array {
+  const key = secretKeyObject("ed25519", secretKey);
+  return (message) => new Uint8Array(sign(null, message, key));
+}
+
+/** Strict RFC 8032 verification; false for any key or signature that does not check out. */
+export function ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  try {
+    return verify(null, message, publicKeyObject("ed25519", publicKey), signature);
+  } catch {
+    return false;
+  }
+}
+
+/** X25519(k, u). IqError `crypto_input_invalid` for a low-order u (an all-zero result). */
+export function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  let shared: Buffer;
+  try {
+    shared = diffieHellman({ privateKey: secretKeyObject("x25519", secretKey), publicKey: publicKeyObject("x25519", publicKey) });
+  } catch {
+    throw new IqError("crypto_input_invalid", "X25519: the peer's key is of low order or not a key");
+  }
+  // OpenSSL refuses all-zero outputs itself; a second lock that survives a library change.
+  if (shared.every((byte) => byte === 0)) throw new IqError("crypto_input_invalid", "X25519: the peer's key is of low order");
+  return new Uint8Array(shared);
+}
