@@ -30,7 +30,7 @@ import { IqError } from "../errors.js";
 import type { AppRecord, PinRecord, User } from "../users.js";
 import type { Challenges } from "./challenges.js";
 import type { IqContext } from "./context.js";
-import { countWrong, lockoutKey, requireMayTry, requirePin, samePin } from "./refusals.js";
+import { countWrong, lockoutKey, requireMayTry, requirePin } from "./refusals.js";
 
 export const PAIRING = {
   /** A ticket not finished within this (monotonic clock) is void. */

@@ -57,7 +57,7 @@ export function acceptSealed<T>(check: SealedAnswerCheck<T>): AcceptAnswer<T> {
   // A plain answer to a sealed command can only be a refusal (the box did not open on the IQ).
   const refusal = acceptSigned({ ...check, result: z.never() });
   return (answer, replyTo) => {
-    if (typeof answer.box !== "string") return refusal(answer, replyTo) as undefined;
+    if (typeof answer.box !== "string") return refusal(answer, replyTo);
     let opened;
     try {
       const box = new Uint8Array(Buffer.from(answer.box, "base64url"));

@@ -158,7 +158,7 @@ export class IqClient implements Requester {
         try {
           accepted = accept(answer, replyTo);
         } catch (error) {
-          reject(error as Error);
+          reject(error instanceof Error ? error : new Error(String(error)));
           return true;
         }
         if (accepted === undefined) return false;

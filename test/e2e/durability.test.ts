@@ -118,7 +118,10 @@ describe("kill -9", () => {
       const second = spawnHub(stateDir, iqId);
       try {
         await second.waitFor(/connected to the MQTT broker/, 10_000);
-        const events = await owner.app.events({ iqId, limit: 500 });
+        const events = [];
+        for (let page = await owner.app.events({ iqId }); page.length > 0; page = await owner.app.events({ iqId, afterSeq: events.at(-1)!.seq })) {
+          events.push(...page);
+        }
         const seqs = events.map((e) => e.seq);
         expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
         const opened = events.filter((e) => e.type === "opened").length;

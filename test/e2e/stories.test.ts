@@ -136,9 +136,9 @@ describe("story 3: activate the app", () => {
 });
 
 describe("stories 4 and 5: a Code, and the web app opens with it", () => {
-  it("opens the door and switches Office Mode on and off with Codes", async () => {
+  it("opens the door and switches Office Mode on and off with Codes passed on by the paired web relay", async () => {
     const { iq, bob, bobId, owner } = await claimedWithBob();
-    const web = await phones.phone("web");
+    const web = await world.webRelay(iq, owner);
     const { code } = await bob.app.code({ iqId: iq.iqId, pin: BOB_PIN });
     expect(code).toMatch(/^[0-9A-HJKMNP-TV-Z]{5}$/);
     await web.app.webOpen({ iqId: iq.iqId, userId: bobId, code });
@@ -198,7 +198,7 @@ describe("story 7: the Owner resets a user's PIN", () => {
 });
 
 describe("story 8: the Owner forgot the PIN and resets the IQ", () => {
-  it("holding reset wipes every secret; the re-claimed Owner restores users, roles and locks", async () => {
+  it("holding reset wipes every secret; the re-claimed Owner restores users, roles and locks", { timeout: 40_000 }, async () => {
     const { iq, owner, bob, bobId } = await claimedWithBob({
       button: { shortPressMaxMs: 200, resetArmMs: 1_000, resetCancelMs: 3_000 },
     });
@@ -209,15 +209,16 @@ describe("story 8: the Owner forgot the PIN and resets the IQ", () => {
     iq.gpio.release(BUTTON_PIN);
     await until(() => iq.hub.lifecycle.phase === "unclaimed", 5_000);
     expect(oldSecret).toBe(iq.hub.deviceKeyFile);
-    // Every app must activate again; the old owner's PIN is gone with the keys.
-    expect(await refusal(owner.app.open({ iqId: iq.iqId, pin: OWNER_PIN }))).toBe("not_claimed");
-    expect(await refusal(bob.app.open({ iqId: iq.iqId, pin: BOB_PIN }))).toBe("not_claimed");
+    // Every app must activate again; the old owner's PIN is gone with the keys. The reset IQ has new
+    // keys too, so its refusal cannot be told from a forgery: the app says so and keeps its activation.
+    expect(await refusal(owner.app.open({ iqId: iq.iqId, pin: OWNER_PIN }))).toBe("answer_unverified");
+    expect((await owner.profile.activation(iq.iqId))?.activated).toBe(true);
     const newOwner = await phones.phone("owner");
     await newOwner.app.claim({ iqId: iq.iqId, setupSecret: iq.setupSecret(), name: "Alice", pin: "517394" });
     const restored = await newOwner.app.restore({ iqId: iq.iqId, pin: "517394" });
     expect(restored.users).toMatchObject([{ userId: bobId, name: "Bob", role: "user" }]);
     const bobAgain = restored.users[0]!;
-    expect(await refusal(bob.app.open({ iqId: iq.iqId, pin: BOB_PIN }))).toBe("not_activated");
+    expect(await refusal(bob.app.open({ iqId: iq.iqId, pin: BOB_PIN }))).toBe("answer_unverified");
     await bob.app.activate({ iqId: iq.iqId, userId: bobId, pin: bobAgain.initialPin });
     await bob.app.open({ iqId: iq.iqId, pin: bobAgain.initialPin });
     await until(() => relayOpened(iq));
@@ -227,22 +228,21 @@ describe("story 8: the Owner forgot the PIN and resets the IQ", () => {
 
 describe("story 9: a second device", () => {
   it("the second device activates with a Code from the first plus the PIN; the Code alone does not", async () => {
-    const { iq, bob, bobId } = await claimedWithBob();
+    const { iq, owner, bob, bobId } = await claimedWithBob();
     const invite = await bob.app.inviteDevice({ iqId: iq.iqId, pin: BOB_PIN });
     const tablet = await phones.phone("bob-tablet");
     expect(
       await refusal(tablet.app.joinAsDevice({ iqId: iq.iqId, userId: bobId, code: invite.code, pin: "902817" })),
     ).toBe("pair_failed");
-    // The invitation was spent by that run: even the right PIN needs a new one now.
-    expect(
-      await refusal(tablet.app.joinAsDevice({ iqId: iq.iqId, userId: bobId, code: invite.code, pin: BOB_PIN })),
-    ).toBe("invite_invalid");
-    const second = await bob.app.inviteDevice({ iqId: iq.iqId, pin: BOB_PIN });
-    await tablet.app.joinAsDevice({ iqId: iq.iqId, userId: bobId, code: second.code, pin: BOB_PIN });
+    // A wrong try counts on Bob's pairing counter but does not spend the invitation.
+    await tablet.app.joinAsDevice({ iqId: iq.iqId, userId: bobId, code: invite.code, pin: BOB_PIN });
+    // Used once, it is gone.
+    const third = await phones.phone("bob-third");
+    expect(await refusal(third.app.joinAsDevice({ iqId: iq.iqId, userId: bobId, code: invite.code, pin: BOB_PIN }))).toBe("invite_invalid");
     await tablet.app.open({ iqId: iq.iqId, pin: BOB_PIN });
     await until(() => relayOpened(iq));
     // A Code from the tablet opens through the web app too: the IQ tries both devices.
-    const web = await phones.phone("web");
+    const web = await world.webRelay(iq, owner);
     const { code } = await tablet.app.code({ iqId: iq.iqId, pin: BOB_PIN });
     await web.app.webOpen({ iqId: iq.iqId, userId: bobId, code });
     expect(await events(iq, "device_added")).toHaveLength(1);

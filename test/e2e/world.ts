@@ -23,6 +23,8 @@ export interface World {
   newHub(config?: Record<string, unknown>): Promise<TestHub>;
   /** An IQ claimed by Alice (Owner), with Bob added, activated, and on a PIN of his own. */
   claimedWithBob(options?: { role?: "user" | "superuser"; config?: Record<string, unknown> }): Promise<ClaimedIq>;
+  /** The web relay of story 5: paired by the Owner, activated in a profile of its own. */
+  webRelay(iq: TestHub, owner: Phone, now?: () => number): Promise<Phone>;
 }
 
 /** Registers the hooks; call once at the top of a test file. */
@@ -60,6 +62,12 @@ export function e2eWorld(): World {
       await bob.app.activate({ iqId: iq.iqId, userId: added.userId, pin: added.initialPin });
       await bob.app.changePin({ iqId: iq.iqId, pin: added.initialPin, newPin: BOB_PIN });
       return { iq, owner, bob, bobId: added.userId };
+    },
+    async webRelay(iq, owner, now) {
+      const added = await owner.app.addRelay({ iqId: iq.iqId, pin: OWNER_PIN, name: "cloud" });
+      const relay = await phones!.phone(`web-${added.userId}`, now);
+      await relay.app.activate({ iqId: iq.iqId, userId: added.userId, pin: added.initialPin });
+      return relay;
     },
   };
   return world;
