@@ -16,6 +16,7 @@ import {
   type RequestEnvelope,
   type ResponseEnvelope,
 } from "../../provisioning/protocol/messages.js";
+import { topicProblem } from "../../provisioning/protocol/topic-check.js";
 import type { InboundRequest, OutboundResponse, RequestSink } from "../transports/transport.js";
 import { Commands } from "./commands.js";
 import type { IqContext } from "./context.js";
@@ -181,11 +182,11 @@ export class RequestHandler {
   }
 
 
-  /** Only inside this IQ's response tree: a request must never make the hub publish elsewhere. */
+  /** Only inside this IQ's response tree, and a topic the broker accepts: a request must never make the hub publish elsewhere, or get it dropped. */
   private replyTo(envelope: RequestEnvelope): string | undefined {
     const prefix = `${this.ctx.responsesTopic}/`;
     const topic = envelope.replyTo;
-    return topic !== undefined && topic.startsWith(prefix) && !/[#+]/.test(topic) ? topic : undefined;
+    return topic !== undefined && topic.startsWith(prefix) && topicProblem(topic) === undefined ? topic : undefined;
   }
 
   /**

@@ -56,8 +56,12 @@ export interface HubTransport {
   audit: Audit;
   store: Store;
   iqId: string;
+  /** Holds the hub's client id: pass it again for a hub restarting on the same disk. */
+  stateDir: string;
   /** Every onConnectionChange call, in order. */
   connection: boolean[];
+  /** Every onSessionContested call, in order. */
+  contested: boolean[];
   /** Log lines at warn and above. */
   logs: string[];
 }
@@ -66,9 +70,10 @@ export interface HubTransportOptions {
   /** The `mqtt` config section; reconnect delays default to test-sized ones. */
   mqtt?: Partial<HubConfig["mqtt"]>;
   onRequest?: RequestSink;
-  /** Reuse a store and its audit trail: a hub restarting on the same disk. */
+  /** Reuse a state directory, store and audit trail: a hub restarting on the same disk. */
   audit?: Audit;
   store?: Store;
+  stateDir?: string;
   iqId?: string;
 }
 
@@ -79,22 +84,26 @@ export function brokerConfig(broker: TestBroker, url = broker.url): Partial<HubC
 
 /** Starts a hub's MQTT transport (not waiting for the broker) and stops it after the test. */
 export async function startHubTransport(options: HubTransportOptions = {}): Promise<HubTransport> {
-  const store = options.store ?? (await openStore(tempStateDir()));
+  const stateDir = options.stateDir ?? tempStateDir();
+  const store = options.store ?? (await openStore(stateDir));
   const audit = options.audit ?? (await Audit.open(store, 10_000));
   const iqId = options.iqId ?? `iq-test-${randomUUID().slice(0, 8)}`;
   const connection: boolean[] = [];
+  const contested: boolean[] = [];
   const logs: string[] = [];
   const transport = new MqttTransport({
     config: validateConfig({ mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000, ...options.mqtt } }).mqtt,
     iqId,
+    stateDir,
     log: createLogger({ level: "warn", write: (line) => logs.push(line) }),
     audit,
     onRequest: options.onRequest ?? echoSink(),
     onConnectionChange: (connected) => connection.push(connected),
+    onSessionContested: (value) => contested.push(value),
   });
   await transport.start();
   onTestFinished(() => transport.stop());
-  return { transport, audit, store, iqId, connection, logs };
+  return { transport, audit, store, iqId, stateDir, connection, contested, logs };
 }
 
 /** JSON request text as the apps send it. */

@@ -90,7 +90,8 @@ describe("MQTT requests", () => {
 
     await eventually(() => expect(ids(answered)).toEqual(["ok"]));
     expect(misdirected).toEqual([]);
-    expect(hub.logs.filter((line) => line.includes("outside this IQ's response tree"))).toHaveLength(refused.length);
+    // Counted, not logged one line each: a stranger chooses them at any rate.
+    expect(hub.logs.filter((line) => line.includes("outside this IQ's response tree"))).toHaveLength(1);
   });
 
   it("a retained request is not executed", async () => {
@@ -118,7 +119,7 @@ describe("MQTT requests", () => {
     const responses = await collect(app, replyTo);
     await app.publishAsync(topics.requests, requestText("queued", replyTo), { qos: 1 });
 
-    await connectedHub({ iqId: first.iqId });
+    await connectedHub({ iqId: first.iqId, stateDir: first.stateDir, store: first.store, audit: first.audit });
 
     await eventually(() => expect(ids(responses)).toEqual(["queued"]));
   });

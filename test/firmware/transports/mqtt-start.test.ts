@@ -5,7 +5,7 @@ import { validateConfig } from "../../../firmware/config.js";
 import { createLogger } from "../../../firmware/log.js";
 import { startEmbeddedBroker } from "../../../firmware/transports/embedded-broker.js";
 import { reconnectDelayMs } from "../../../firmware/transports/mqtt.js";
-import { responseTopic } from "../../../provisioning/protocol/topics.js";
+import { DEFAULT_TOPIC_PREFIX, responseTopic } from "../../../provisioning/protocol/topics.js";
 import { freePort, startTestBroker } from "../../support/broker.js";
 import { collect, connectClient, echoSink, eventually, requestText, startHubTransport } from "../../support/mqtt.js";
 
@@ -34,7 +34,7 @@ describe("starting the MQTT transport", () => {
     onTestFinished(() => void squatter.close());
     const { port } = squatter.address() as { port: number };
 
-    await expect(startEmbeddedBroker({ host: "127.0.0.1", port, log: createLogger({ level: "error" }) })).rejects.toMatchObject({
+    await expect(startEmbeddedBroker({ host: "127.0.0.1", port, topicPrefix: DEFAULT_TOPIC_PREFIX, log: createLogger({ level: "error" }) })).rejects.toMatchObject({
       code: "embedded_broker_port_in_use",
       message: `port ${port} is in use: is mosquitto running? set mqtt.url to use it, or mqtt.embeddedPort`,
     });
