@@ -1,0 +1,69 @@
+/**
+ * Whoever connects with the hub's client id takes its session: its subscription and the
+ * requests queued in it. The id was `iq-<iqId>`, and the iqId is public. Through mosquitto.
+ */
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clientIdFile } from "../../../firmware/transports/client-id.js";
+import { responseTopic } from "../../../provisioning/protocol/topics.js";
+import { startTestBroker, type TestBroker } from "../../support/broker.js";
+import { brokerConfig, collect, connectClient, eventually, type HubTransport, requestText, startHubTransport } from "../../support/mqtt.js";
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(() => broker.stop());
+
+async function connectedHub(): Promise<HubTransport> {
+  const hub = await startHubTransport({ mqtt: brokerConfig(broker) });
+  await eventually(() => expect(hub.connection).toEqual([true]));
+  return hub;
+}
+
+/** Sends a request as an app and waits for its answer. */
+async function roundTrip(hub: HubTransport, id: string): Promise<void> {
+  const { topics } = hub.transport;
+  const app = await connectClient(broker.url);
+  const replyTo = responseTopic(topics, `app-${id}`);
+  const answers = await collect(app, replyTo);
+  await app.publishAsync(topics.requests, requestText(id, replyTo), { qos: 1 });
+  await eventually(() => expect(answers.map((a) => (JSON.parse(a.text) as { id: string }).id)).toContain(id));
+}
+
+const TAKEOVER_LOG = "another client is using the hub's MQTT client id";
+
+describe("the hub's MQTT session", () => {
+  it("a client connecting with the hub's former id iq-<iqId> gets nothing and leaves the hub connected", async () => {
+    const hub = await connectedHub();
+    const attacker = await connectClient(broker.url, { clientId: `iq-${hub.iqId}`, clean: false, protocolVersion: broker.protocolVersion });
+    const stolen: string[] = [];
+    attacker.on("message", (topic) => stolen.push(topic));
+
+    await roundTrip(hub, "first");
+    await roundTrip(hub, "second");
+
+    expect(stolen).toEqual([]);
+    expect(hub.connection).toEqual([true]);
+    expect(hub.contested).toEqual([]);
+  });
+
+  it("a client that has the hub's actual id: a session_takeover event, one log line, the LED, and the hub takes its session back", async () => {
+    const hub = await connectedHub();
+    const clientId = readFileSync(clientIdFile(hub.stateDir), "utf8").trim();
+    expect(clientId).toMatch(new RegExp(`^iq-${hub.iqId}-[0-9a-f]{32}$`));
+    // Reconnects whenever the hub takes the session back, as a thief who wants the requests must.
+    const attacker = await connectClient(broker.url, { clientId, clean: false, protocolVersion: broker.protocolVersion, reconnectPeriod: 100 });
+
+    await eventually(() => expect(hub.contested).toEqual([true]), 15_000);
+    await eventually(async () => {
+      const takeovers = (await hub.audit.list()).filter((event) => event.type === "session_takeover");
+      expect(takeovers).toMatchObject([{ source: "system", details: { evidence: expect.stringMatching(/closed the connection|0x8E/) } }]);
+    });
+
+    await attacker.endAsync(true);
+    await eventually(() => expect(hub.connection.at(-1)).toBe(true));
+    await roundTrip(hub, "reclaimed");
+    expect(hub.logs.filter((line) => line.includes(TAKEOVER_LOG))).toHaveLength(1);
+  });
+});
