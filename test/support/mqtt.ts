@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
-import { onTestFinished, vi } from "vitest";
+import { expect, onTestFinished, vi } from "vitest";
 import { Audit } from "../../firmware/audit.js";
 import { validateConfig, type HubConfig } from "../../firmware/config.js";
 import { createLogger } from "../../firmware/log.js";
@@ -38,6 +38,25 @@ export async function collect(client: MqttClient, topic: string): Promise<Receiv
   });
   await client.subscribeAsync(topic, { qos: 1 });
   return received;
+}
+
+/** What a client subscribing now is told, retained: the broker's current value of `topic`. */
+export async function retainedOn(url: string, topic: string): Promise<string | undefined> {
+  const client = await connectClient(url);
+  const received = await collect(client, topic);
+  // The broker queues the retained message at subscribe time, so it arrives before this echo of ours.
+  const barrier = `test/barrier/${randomUUID()}`;
+  const echoed = await collect(client, barrier);
+  await client.publishAsync(barrier, "", { qos: 1 });
+  await eventually(() => expect(echoed).toHaveLength(1));
+  await client.endAsync();
+  return received.find((message) => message.packet.retain)?.text;
+}
+
+/** Publishes a request retained, as a stranger might; resolves once the broker has acknowledged it or closed the connection. */
+export async function publishRetained(url: string, topic: string, text: string): Promise<void> {
+  const stranger = await connectClient(url, { reconnectPeriod: 0 });
+  await Promise.race([stranger.publishAsync(topic, text, { qos: 1, retain: true }), new Promise<void>((resolve) => stranger.once("close", () => resolve()))]);
 }
 
 /** A handler that answers `{ id }` to the request's `replyTo`, and remembers what it was given. */

@@ -10,7 +10,9 @@ import {
   eventually,
   type HubTransport,
   type HubTransportOptions,
+  publishRetained,
   requestText,
+  retainedOn,
   startHubTransport,
 } from "../../support/mqtt.js";
 
@@ -108,6 +110,22 @@ describe("MQTT requests", () => {
     await eventually(() => expect(ids(responses)).toEqual(["live"]));
     expect(sink.calls).toHaveLength(1);
     expect(hub.logs.some((line) => line.includes("dropped a retained request"))).toBe(true);
+  });
+
+  it("a request retained while the hub listens is not executed, and no retained request is left at the broker", async () => {
+    const sink = echoSink();
+    const hub = await connectedHub({ onRequest: sink });
+    const { topics } = hub.transport;
+    const app = await connectClient(broker.url);
+    const replyTo = responseTopic(topics, "app-rl");
+    const responses = await collect(app, replyTo);
+
+    await publishRetained(broker.url, topics.requests, requestText("retained-live", replyTo));
+    await app.publishAsync(topics.requests, requestText("live", replyTo), { qos: 1 });
+
+    await eventually(() => expect(ids(responses)).toEqual(["live"]));
+    expect(sink.calls).toHaveLength(1);
+    await eventually(async () => expect(await retainedOn(broker.url, topics.requests)).toBeUndefined());
   });
 
   it("a request sent while the hub restarts waits in its session and is answered once it is back", async () => {
