@@ -173,3 +173,28 @@ describe("MQTT requests", () => {
     expect(hub.logs.some((line) => line.includes("request handler failed") && line.includes("handler bug"))).toBe(true);
   });
 });
+
+describe("MQTT 5 response topics outside the tree", () => {
+  it("a flood of long ones adds a few KB of log at most, not a line holding each topic", async ({ skip }) => {
+    skip(broker.protocolVersion < 5, "the test broker speaks MQTT 3.1.1 only");
+    const sink = echoSink();
+    const hub = await connectedHub({ onRequest: sink });
+    const { topics } = hub.transport;
+    const app = await connectClient(broker.url, { protocolVersion: 5 });
+    const replyTo = responseTopic(topics, "app-flood");
+    const answers = await collect(app, replyTo);
+    const logged = () => hub.logs.reduce((bytes, line) => bytes + line.length + 1, 0);
+    const before = logged();
+
+    for (let i = 0; i < 500; i += 1) {
+      const responseTopic = `elsewhere/${i}/${"x".repeat(16_000)}`;
+      await app.publishAsync(topics.requests, requestText(`flood-${i}`), { qos: 1, properties: { responseTopic } });
+    }
+    await app.publishAsync(topics.requests, requestText("last", replyTo), { qos: 1 });
+
+    await eventually(() => expect(ids(answers)).toEqual(["last"]));
+    expect(sink.calls).toHaveLength(501);
+    console.info(`log grew by ${logged() - before} bytes for 500 stray response topics of 16 KB`);
+    expect(logged() - before).toBeLessThan(2_048);
+  });
+});
