@@ -2,6 +2,7 @@ import { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { responseTopic, topicsFor } from "../../../provisioning/protocol/topics.js";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
+import { startTcpProxy } from "../../support/tcp-proxy.js";
 import {
   brokerConfig,
   collect,
@@ -126,6 +127,39 @@ describe("MQTT requests", () => {
     await eventually(() => expect(ids(responses)).toEqual(["live"]));
     expect(sink.calls).toHaveLength(1);
     await eventually(async () => expect(await retainedOn(broker.url, topics.requests)).toBeUndefined());
+  });
+
+  it("a response unacknowledged when the connection dies is not sent again after the reconnect", async () => {
+    const proxy = await startTcpProxy(broker.port);
+    const echo = echoSink();
+    let release = () => undefined as void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const hub = await connectedHub({
+      mqtt: { url: proxy.url },
+      onRequest: async (request) => (JSON.parse(Buffer.from(request.payload).toString()) as { id: string }).id === "stalled" ? gate.then(() => echo(request)) : echo(request),
+    });
+    const { topics } = hub.transport;
+    const app = await connectClient(broker.url);
+    const replyTo = responseTopic(topics, "app-st");
+    const answers = await collect(app, replyTo);
+    const events = await collect(app, topics.events);
+    await app.publishAsync(topics.requests, requestText("stalled", replyTo), { qos: 1 });
+    // An event sent after the request's PUBACK, on the same connection: once it is through, so is the PUBACK.
+    await eventually(async () => expect(await hub.audit.pending()).toEqual([]));
+    await hub.audit.record({ type: "test.barrier", source: "system" });
+    await eventually(() => expect(events).toHaveLength(1));
+
+    proxy.stall();
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+    proxy.hold();
+    proxy.cut();
+    await eventually(() => expect(hub.connection).toEqual([true, false]));
+    proxy.release();
+    await eventually(() => expect(hub.connection).toEqual([true, false, true]));
+    await app.publishAsync(topics.requests, requestText("after", replyTo), { qos: 1 });
+
+    await eventually(() => expect(ids(answers)).toEqual(["after"]));
   });
 
   it("a request sent while the hub restarts waits in its session and is answered once it is back", async () => {
