@@ -1,5 +1,6 @@
 import { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { MAX_PACKET_BYTES } from "../../../firmware/transports/packet-size-guard.js";
 import { responseTopic, topicsFor } from "../../../provisioning/protocol/topics.js";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
 import { startTcpProxy } from "../../support/tcp-proxy.js";
@@ -73,6 +74,22 @@ describe("MQTT requests", () => {
     expect(expiresAt).toBeGreaterThanOrEqual(before + 29_000);
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 30_000);
     expect(outside).toEqual([]);
+  });
+
+  it("MQTT 5: the broker does not hand the hub a request larger than the packet limit", async ({ skip }) => {
+    skip(broker.protocolVersion < 5, "the test broker speaks MQTT 3.1.1 only");
+    const sink = echoSink();
+    const hub = await connectedHub({ onRequest: sink });
+    const { topics } = hub.transport;
+    const app = await connectClient(broker.url, { protocolVersion: 5 });
+    const replyTo = responseTopic(topics, "app-big");
+    const answers = await collect(app, replyTo);
+
+    await app.publishAsync(topics.requests, JSON.stringify({ id: "big", replyTo, pad: "x".repeat(MAX_PACKET_BYTES) }), { qos: 1 });
+    await app.publishAsync(topics.requests, requestText("small", replyTo), { qos: 1 });
+
+    await eventually(() => expect(ids(answers)).toEqual(["small"]));
+    expect(sink.calls).toHaveLength(1);
   });
 
   it("a replyTo outside the IQ's response tree gets nothing published", async () => {
