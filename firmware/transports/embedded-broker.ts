@@ -29,7 +29,7 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-/** aedes refuses client ids over 23 characters by default (the 3.1.1 minimum); the hub's is `iq-<iqId>`, up to 43. */
+/** aedes refuses client ids over 23 characters by default (the 3.1.1 minimum); the hub's is `iq-<iqId>-<32 hex>`, up to 76. */
 const MAX_CLIENT_ID_LENGTH = 128;
 
 /**
@@ -76,7 +76,8 @@ export async function startEmbeddedBroker({ host, port, topicPrefix, log }: Embe
 /**
  * aedes hands a live retained message to subscribers with the retain flag cleared, as MQTT 3.1.1
  * says it must, so the hub cannot tell a retained request from a live one: it is refused here,
- * which in 3.1.1 means closing the publisher's connection.
+ * which in 3.1.1 means closing the publisher's connection. `$SYS/` stays the broker's, as with
+ * aedes's default check, which this one replaces.
  */
 function refuseRetainedRequests(topicPrefix: string): NonNullable<AedesOptions["authorizePublish"]> {
   const filter = topicsFor("+", topicPrefix).requests.split("/");
@@ -86,6 +87,7 @@ function refuseRetainedRequests(topicPrefix: string): NonNullable<AedesOptions["
   };
   return (_client, packet, done) => {
     // An empty retained message clears one: always allowed.
+    if (packet.topic.startsWith("$SYS/")) return done(new Error("$SYS/ topics are reserved"));
     const refused = packet.retain && packet.payload.length > 0 && isRequestTopic(packet.topic);
     done(refused ? new Error("retained requests are refused") : null);
   };

@@ -32,6 +32,11 @@ async function roundTrip(hub: HubTransport, id: string): Promise<void> {
 }
 
 const TAKEOVER_LOG = "another client is using the hub's MQTT client id";
+/** mosquitto 2.0.11 and aedes close the old connection without a DISCONNECT 0x8E: the hub goes by closes right after CONNACK. */
+const TAKEOVER_EVIDENCE = [
+  "the broker closed the connection within 5 s of accepting it, 3 times in a row",
+  "the broker said the session was taken over (MQTT 5 reason 0x8E)",
+];
 
 describe("the hub's MQTT session", () => {
   it("a client connecting with the hub's former id iq-<iqId> gets nothing and leaves the hub connected", async () => {
@@ -58,7 +63,8 @@ describe("the hub's MQTT session", () => {
     await eventually(() => expect(hub.contested).toEqual([true]), 15_000);
     await eventually(async () => {
       const takeovers = (await hub.audit.list()).filter((event) => event.type === "session_takeover");
-      expect(takeovers).toMatchObject([{ source: "system", details: { evidence: expect.stringMatching(/closed the connection|0x8E/) } }]);
+      expect(takeovers.map((event) => event.source)).toEqual(["system"]);
+      expect(TAKEOVER_EVIDENCE).toContain(takeovers[0]?.details?.evidence);
     });
 
     await attacker.endAsync(true);
