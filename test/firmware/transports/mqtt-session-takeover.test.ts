@@ -2,8 +2,11 @@
  * Whoever connects with the hub's client id takes its session: its subscription and the
  * requests queued in it. The id was `iq-<iqId>`, and the iqId is public. Through mosquitto.
  */
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { generate, parser, type Packet } from "mqtt-packet";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { clientIdFile } from "../../../firmware/transports/client-id.js";
 import { responseTopic } from "../../../provisioning/protocol/topics.js";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
@@ -72,4 +75,52 @@ describe("the hub's MQTT session", () => {
     await roundTrip(hub, "reclaimed");
     expect(hub.logs.filter((line) => line.includes(TAKEOVER_LOG))).toHaveLength(1);
   });
+
+  it("an MQTT 5 broker that says the session was taken over (DISCONNECT 0x8E): contested at the first", async () => {
+    const port = await fakeBrokerTakingOverOnce();
+    const hub = await startHubTransport({ mqtt: { url: `mqtt://127.0.0.1:${port}`, protocolVersion: 5 } });
+
+    await eventually(() => expect(hub.contested).toEqual([true]));
+    await eventually(async () =>
+      expect((await hub.audit.list()).map((event) => event.details?.evidence)).toEqual([
+        "the broker said the session was taken over (MQTT 5 reason 0x8E)",
+      ]),
+    );
+    await eventually(() => expect(hub.connection).toEqual([true, false, true]));
+  });
 });
+
+/**
+ * Just enough of an MQTT 5 broker (mosquitto 2.0.11 sends no 0x8E): it accepts the hub, and on
+ * the first connection tells it, once subscribed, that another client took the session.
+ */
+async function fakeBrokerTakingOverOnce(): Promise<number> {
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    const first = ++connections === 1;
+    const send = (packet: Packet) => socket.write(generate(packet, { protocolVersion: 5 }));
+    const packets = parser({ protocolVersion: 5 });
+    packets.on("packet", (packet: Packet) => {
+      if (packet.cmd === "connect") send({ cmd: "connack", reasonCode: 0, sessionPresent: false });
+      if (packet.cmd === "publish" && packet.qos === 1) send({ cmd: "puback", messageId: packet.messageId, reasonCode: 0 });
+      if (packet.cmd === "subscribe") {
+        send({ cmd: "suback", messageId: packet.messageId, granted: [1] });
+        if (first) {
+          send({ cmd: "disconnect", reasonCode: 0x8e });
+          socket.end();
+        }
+      }
+    });
+    socket.on("data", (chunk) => packets.parse(chunk));
+    socket.on("error", () => undefined);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  onTestFinished(async () => {
+    sockets.forEach((socket) => socket.destroy());
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return (server.address() as AddressInfo).port;
+}
