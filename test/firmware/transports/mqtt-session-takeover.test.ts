@@ -7,9 +7,11 @@ import { readFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { generate, parser, type Packet } from "mqtt-packet";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { describePattern, LED_TABLE } from "../../../firmware/led-table.js";
 import { clientIdFile } from "../../../firmware/transports/client-id.js";
 import { responseTopic } from "../../../provisioning/protocol/topics.js";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
+import { startTestHub } from "../../support/hub.js";
 import { brokerConfig, collect, connectClient, eventually, type HubTransport, requestText, startHubTransport } from "../../support/mqtt.js";
 
 let broker: TestBroker;
@@ -74,6 +76,19 @@ describe("the hub's MQTT session", () => {
     await eventually(() => expect(hub.connection.at(-1)).toBe(true));
     await roundTrip(hub, "reclaimed");
     expect(hub.logs.filter((line) => line.includes(TAKEOVER_LOG))).toHaveLength(1);
+  });
+
+  it("on the real hub, a contested session shows on the LED: yellow, fast blink", async () => {
+    const iq = await startTestHub({ broker });
+    onTestFinished(() => iq.stop());
+    await eventually(() => expect(iq.hub.lifecycle.state).toBe("claimWindow"));
+    iq.hub.lifecycle.enter("activated");
+    const clientId = readFileSync(clientIdFile(iq.stateDir), "utf8").trim();
+    const attacker = await connectClient(broker.url, { clientId, clean: false, protocolVersion: broker.protocolVersion, reconnectPeriod: 100 });
+
+    await eventually(() => expect(iq.hub.lifecycle.state).toBe("brokerContested"), 15_000);
+    expect(describePattern(LED_TABLE[iq.hub.lifecycle.state])).toBe("yellow, fast blink");
+    await attacker.endAsync(true);
   });
 
   it("an MQTT 5 broker that says the session was taken over (DISCONNECT 0x8E): contested at the first", async () => {
