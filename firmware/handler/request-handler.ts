@@ -182,7 +182,7 @@ export class RequestHandler {
   }
 
 
-  /** Only inside this IQ's response tree, and a topic the broker accepts: a request must never make the hub publish elsewhere, or get it dropped. */
+  /** Only a valid topic inside this IQ's response tree: a request must never make the hub publish elsewhere, or get it dropped. */
   private replyTo(envelope: RequestEnvelope): string | undefined {
     const prefix = `${this.ctx.responsesTopic}/`;
     const topic = envelope.replyTo;
