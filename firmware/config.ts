@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { topicProblem } from "../provisioning/protocol/topic-check.js";
 import { ConfigError } from "./errors.js";
 import { DEFAULT_TOPIC_PREFIX } from "../provisioning/protocol/topics.js";
 
@@ -70,11 +71,18 @@ const mqttSchema = z.strictObject({
   ca: z.string().optional(),
   cert: z.string().optional(),
   key: z.string().optional(),
-  topicPrefix: z.string().regex(/^[^#+\s]+$/, "a topic prefix without wildcards").default(DEFAULT_TOPIC_PREFIX),
+  topicPrefix: z
+    .string()
+    .regex(/^[^#+\s]+$/, "a topic prefix without wildcards or spaces")
+    .refine((prefix) => topicProblem(`${prefix}/iq/req`) === undefined, "a topic prefix without wildcards, control characters, $ at the start or empty levels")
+    .default(DEFAULT_TOPIC_PREFIX),
   keepaliveS: z.number().int().min(5).max(3_600).default(30),
   /** 4 = MQTT 3.1.1, 5 = MQTT 5. Absent: 5 for an external broker, 4 for the embedded one (aedes speaks 3.1.1 only). */
   protocolVersion: z.union([z.literal(4), z.literal(5)]).optional(),
-  /** Absent: `iq-<iqId>`, stable across restarts so that the broker keeps the hub's session. */
+  /**
+   * Absent: `iq-<iqId>-<128 random bits>`, made once and kept in the state directory. Whoever knows
+   * the id can take the hub's session (its requests), so a configured one must be as unguessable.
+   */
   clientId: z.string().regex(/^[\x21-\x7e]{1,128}$/, "1 to 128 printable ASCII characters, no spaces").optional(),
   /** Reconnect delays grow exponentially from min to max, with jitter so that a fleet does not reconnect in step. */
   reconnectMinMs: ms(100, 60_000).default(1_000),

@@ -10,8 +10,9 @@
  */
 import { randomBytes, randomFillSync } from "node:crypto";
 import { promises as fs } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { IqError } from "./errors.js";
+import { createPrivateFile, syncDirectory, writeSynced } from "./private-file.js";
 
 export const DEVICE_KEY_BYTES = 32;
 
@@ -83,48 +84,19 @@ export async function destroyDeviceKey(file: string): Promise<void> {
 }
 
 /**
- * Writes a new key to a temporary file (mode 0600, synced) and links it into place. A link,
- * unlike a rename, never replaces a key that appeared meanwhile (a second hub process starting
- * at the same moment): losing a key loses every secret sealed under it. Returns undefined if the
- * file was there first.
+ * A new key in `file`, or undefined if the file was there first: created, never replaced, since
+ * losing a key loses every secret sealed under it (see createPrivateFile).
  */
 async function createDeviceKey(file: string): Promise<Uint8Array | undefined> {
-  const dir = dirname(file);
-  const temp = join(dir, `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   const key = randomFillSync(new Uint8Array(DEVICE_KEY_BYTES));
   try {
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeSynced(temp, "wx", key, 0o600);
-    await fs.link(temp, file);
+    if (await createPrivateFile(file, key)) return key;
   } catch (err) {
     key.fill(0);
-    if (errno(err) === "EEXIST") return undefined;
     throw unavailable(file, err);
-  } finally {
-    await fs.rm(temp, { force: true });
   }
-  await syncDirectory(dir);
-  return key;
-}
-
-async function writeSynced(path: string, flags: "wx" | "r+", bytes: Uint8Array, mode?: number): Promise<void> {
-  const handle = await fs.open(path, flags, mode);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** A new or removed name is durable only once its directory is synced. */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  key.fill(0);
+  return undefined;
 }
 
 function errno(err: unknown): string | undefined {

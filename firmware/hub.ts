@@ -231,11 +231,13 @@ export class Hub implements IqContext {
       this.transport = new MqttTransport({
         config: config.mqtt,
         iqId: this.iqId,
+        stateDir: config.stateDir,
         log,
         audit: this.events,
         sign: (kind, body) => JSON.stringify(this.sign(kind, body)),
         onRequest: this.requests.sink,
         onConnectionChange: (connected) => this.lifecycle.setBrokerConnected(connected),
+        onSessionContested: (contested) => this.lifecycle.setBrokerContested(contested),
       });
       await this.transport.start();
       this.publishState();

@@ -13,6 +13,7 @@ export const LED_TABLE = {
   claimWindow: { kind: "blink", color: "blue", periodMs: FAST_MS },
   ready: { kind: "solid", color: "green" },
   offline: { kind: "blink", color: "yellow", periodMs: SLOW_MS },
+  brokerContested: { kind: "blink", color: "yellow", periodMs: FAST_MS },
   clockUnsynced: { kind: "blink", color: "magenta", periodMs: SLOW_MS },
   opening: { kind: "blink", color: "green", periodMs: FAST_MS },
   officeMode: { kind: "solid", color: "cyan" },

@@ -14,6 +14,8 @@ export interface LifecycleFacts {
   claimWindowUntil: number | undefined;
   /** undefined until a transport reports: no broker configured yet means nothing to complain about. */
   brokerConnected: boolean | undefined;
+  /** Another client is using the hub's MQTT client id, and the two take the session from each other. */
+  brokerContested: boolean;
   clockSynced: boolean | undefined;
   opening: boolean;
   officeMode: boolean;
@@ -39,6 +41,7 @@ const PRIORITY: readonly [DisplayState, (f: LifecycleFacts, now: number) => bool
   ["officeMode", (f) => f.officeMode],
   ["claimWindow", (f, now) => f.phase === "unclaimed" && (f.claimWindowUntil ?? 0) > now],
   ["unclaimed", (f) => f.phase === "unclaimed"],
+  ["brokerContested", (f) => f.brokerContested],
   ["offline", (f) => f.brokerConnected === false],
   ["clockUnsynced", (f) => f.clockSynced === false],
   ["ready", () => true],
@@ -52,6 +55,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     phase: "booting",
     claimWindowUntil: undefined,
     brokerConnected: undefined,
+    brokerContested: false,
     clockSynced: undefined,
     opening: false,
     officeMode: false,
@@ -104,6 +108,10 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
 
   setBrokerConnected(connected: boolean): void {
     this.update({ brokerConnected: connected });
+  }
+
+  setBrokerContested(contested: boolean): void {
+    this.update({ brokerContested: contested });
   }
 
   setClockSynced(synced: boolean): void {

@@ -50,3 +50,45 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
     child: (fields) => createLogger(options, { ...bound, ...fields }),
   };
 }
+
+/**
+ * Text from outside (a topic a stranger chose) made fit for one log line: at most `maxChars`
+ * characters, and every control or format character, line separator, noncharacter and lone
+ * surrogate written as `\u{…}`, so that it can neither forge lines nor drive a terminal.
+ */
+export function untrusted(text: string, maxChars = 80): string {
+  const escaped = text
+    .slice(0, maxChars)
+    .replace(/[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Noncharacter_Code_Point}\\]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return text.length > maxChars ? `${escaped}…(${text.length} chars)` : escaped;
+}
+
+/**
+ * A warning that input can set off at any rate (a flood of requests): the first is logged, the
+ * rest within `intervalMs` only counted, then one line gives the count. At most two lines an interval.
+ */
+export class CountedWarning {
+  private count = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly msg: string,
+    private readonly intervalMs = 60_000,
+  ) {}
+
+  /** `fields` must be bounded: pass input through `untrusted`. */
+  note(fields?: LogFields): void {
+    if (this.timer !== undefined) {
+      this.count += 1;
+      return;
+    }
+    this.log.warn(this.msg, fields);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.count > 0) this.log.warn(`${this.msg} (${this.count} more in ${this.intervalMs / 1000} s)`);
+      this.count = 0;
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+}

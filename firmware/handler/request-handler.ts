@@ -19,7 +19,7 @@ import {
   type PlainOp,
   type RequestEnvelope,
 } from "../../provisioning/protocol/messages.js";
-import { isPublishableTopic } from "../../provisioning/protocol/topics.js";
+import { topicProblem } from "../../provisioning/protocol/topic-check.js";
 import type { InboundRequest, OutboundResponse, RequestSink } from "../transports/transport.js";
 import { RateLimiter } from "../rate-limit.js";
 import { AnswerMemory } from "./answer-memory.js";
@@ -181,14 +181,14 @@ export class RequestHandler {
   }
 
   /**
-   * Where the answer goes: the MQTT 5 response topic, else `replyTo`; only inside this IQ's
-   * response tree and only a topic that is safe to publish to, so a request can never make the
-   * hub publish elsewhere, or publish something the broker drops it for.
+   * Where the answer goes: the MQTT 5 response topic, else `replyTo`; only a valid topic inside
+   * this IQ's response tree, so a request can never make the hub publish elsewhere, or publish
+   * something the broker drops it for.
    */
   private route(replyTo: string | undefined, responseTopic: string | undefined): string | undefined {
     const topic = responseTopic ?? replyTo;
     const prefix = `${this.ctx.responsesTopic}/`;
-    return topic !== undefined && topic.startsWith(prefix) && topic.length > prefix.length && isPublishableTopic(topic) ? topic : undefined;
+    return topic !== undefined && topic.startsWith(prefix) && topicProblem(topic) === undefined ? topic : undefined;
   }
 
   private signed(id: string, route: string | undefined, outcome: { ok: true; result: unknown } | { ok: false; error: ErrorBody }): OutboundResponse {

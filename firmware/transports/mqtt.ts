@@ -8,13 +8,17 @@
 import { readFileSync } from "node:fs";
 import { Socket } from "node:net";
 import { connect, type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from "mqtt";
+import { topicProblem } from "../../provisioning/protocol/topic-check.js";
 import { topicsFor, type IqTopics } from "../../provisioning/protocol/topics.js";
 import type { Audit } from "../audit.js";
 import type { HubConfig } from "../config.js";
 import { ConfigError, IqError } from "../errors.js";
-import type { Logger } from "../log.js";
+import { CountedWarning, untrusted, type Logger } from "../log.js";
+import { ensureClientId } from "./client-id.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./embedded-broker.js";
 import { OutboxSender } from "./outbox-sender.js";
+import { MAX_PACKET_BYTES } from "./packet-size-guard.js";
+import { CUT_SHORT_MS, SESSION_TAKEN_OVER, SessionWatch } from "./session-watch.js";
 import type { RequestSink } from "./transport.js";
 
 export type MqttConfig = HubConfig["mqtt"];
@@ -22,6 +26,8 @@ export type MqttConfig = HubConfig["mqtt"];
 export interface MqttTransportOptions {
   config: MqttConfig;
   iqId: string;
+  /** Where the client id is kept (unless `mqtt.clientId` is set). */
+  stateDir: string;
   log: Logger;
   audit: Audit;
   /** The JSON text of a document signed by the IQ's identity key: retained state and events. */
@@ -29,6 +35,8 @@ export interface MqttTransportOptions {
   onRequest: RequestSink;
   /** Drives the LED (broker connected or unreachable). */
   onConnectionChange?: (connected: boolean) => void;
+  /** Drives the LED (another client is using the hub's client id). */
+  onSessionContested?: (contested: boolean) => void;
 }
 
 /** How long the broker keeps the hub's session (subscription, queued requests) while it is away. */
@@ -52,29 +60,47 @@ export class MqttTransport {
   private deaf = false;
   private resubscribe: NodeJS.Timeout | undefined;
   private reconnectAttempt = 0;
+  /** Resets the reconnect backoff once a connection has lasted: one cut short right away counts as a failed attempt. */
+  private settled: NodeJS.Timeout | undefined;
   /** The latest state, as published; sent again after every (re)connect, since a restarted broker may have lost it. */
   private state: string | undefined;
+  private readonly session: SessionWatch;
+  // Strangers choose reply topics and may retain requests at any rate: these are counted, not logged one line each.
+  private readonly strayReplies: CountedWarning;
+  private readonly undelivered: CountedWarning;
+  private readonly retainedRequests: CountedWarning;
 
   constructor(private readonly options: MqttTransportOptions) {
     this.topics = topicsFor(options.iqId, options.config.topicPrefix);
     this.log = options.log.child({ transport: "mqtt" });
+    this.session = new SessionWatch({
+      audit: options.audit,
+      log: this.log,
+      onContested: (contested) => this.report(() => this.options.onSessionContested?.(contested)),
+    });
+    this.strayReplies = new CountedWarning(this.log, "responses dropped: reply topic outside this IQ's response tree, or not a valid topic");
+    this.undelivered = new CountedWarning(this.log, "responses not delivered");
+    this.retainedRequests = new CountedWarning(this.log, "dropped a retained request, and cleared it from the broker");
   }
 
   /** Starts connecting (and the embedded broker when no url is set); does not wait for the broker. */
   async start(): Promise<void> {
     const { config, iqId, audit } = this.options;
     const tls = readTlsFiles(config, this.log);
+    const clientId = config.clientId ?? (await ensureClientId(this.options.stateDir, iqId));
     if (config.url === undefined) this.broker = await this.startEmbeddedUnlessTaken();
     const url = config.url ?? this.broker?.url ?? `mqtt://${config.embeddedHost}:${config.embeddedPort}`;
     const protocolVersion = config.protocolVersion ?? (config.url === undefined ? 4 : 5);
-    const clientId = config.clientId ?? `iq-${iqId}`;
     const options: IClientOptions = {
       ...tls,
       protocolVersion,
+      // Unguessable (see client-id.ts): whoever knows it can take the hub's session.
       clientId,
-      // A persistent session: requests sent while the hub restarts wait for it at the broker.
+      // A persistent session, as a convenience only: requests sent while the hub restarts wait for it at the
+      // broker. Nothing depends on it: the hub subscribes on every connect and keeps no state at the broker.
       clean: false,
-      ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_S } } : {}),
+      // The broker must not hand the hub anything larger than a request: mqtt.js would buffer it whole.
+      ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_S, maximumPacketSize: MAX_PACKET_BYTES } } : {}),
       username: config.username,
       password: config.password,
       keepalive: config.keepaliveS,
@@ -96,10 +122,11 @@ export class MqttTransport {
       if (packet.cmd === "connect" && client.stream instanceof Socket) client.stream.setNoDelay(true);
     });
     client.on("connect", (connack) => this.onConnect(client, connack));
+    client.on("disconnect", (packet) => packet.reasonCode === SESSION_TAKEN_OVER && this.session.takenOver());
     client.on("reconnect", () => {
       client.options.reconnectPeriod = this.nextReconnectDelay();
     });
-    client.on("close", () => this.setConnected(false));
+    client.on("close", () => this.onClose(client));
     client.on("offline", () => this.log.warn("broker unreachable; reconnecting with backoff", { url }));
     client.on("error", (error) =>
       this.log.warn("broker connection failed", {
@@ -125,6 +152,8 @@ export class MqttTransport {
    */
   async stop(): Promise<void> {
     clearTimeout(this.resubscribe);
+    clearTimeout(this.settled);
+    this.session.stop();
     this.sender?.stop();
     this.sender = undefined;
     await this.client?.endAsync(true);
@@ -141,7 +170,7 @@ export class MqttTransport {
   private async startEmbeddedUnlessTaken(): Promise<EmbeddedBroker | undefined> {
     const { embeddedHost: host, embeddedPort: port } = this.options.config;
     try {
-      return await startEmbeddedBroker({ host, port, log: this.log });
+      return await startEmbeddedBroker({ host, port, topicPrefix: this.options.config.topicPrefix, log: this.log });
     } catch (error) {
       if (!(error instanceof IqError && error.code === "embedded_broker_port_in_use")) throw error;
       this.log.warn(
@@ -159,10 +188,19 @@ export class MqttTransport {
   }
 
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
-    this.reconnectAttempt = 0;
+    this.session.connected();
+    // Until the connection has lasted, the backoff goes on growing: a broker (or a rival for the
+    // session) that closes it at once must not be met with reconnects at the shortest delay.
     client.options.reconnectPeriod = this.nextReconnectDelay();
+    clearTimeout(this.settled);
+    this.settled = setTimeout(() => {
+      this.reconnectAttempt = 0;
+      client.options.reconnectPeriod = this.nextReconnectDelay();
+    }, CUT_SHORT_MS);
+    this.settled.unref();
     this.log.info("connected to the MQTT broker", { sessionPresent: connack.sessionPresent });
-    // Subscribed on every connect: a broker restarted without persistence has forgotten the session.
+    // Subscribed on every connect, whatever sessionPresent says: a broker restarted without
+    // persistence has forgotten the session, and one that kept it may hold other subscription options.
     this.subscribeRequests(client);
     this.publishRetained(this.topics.availability, "online");
     if (this.state !== undefined) this.publishRetained(this.topics.state, this.state);
@@ -171,12 +209,26 @@ export class MqttTransport {
     this.setConnected(true);
   }
 
+  private onClose(client: MqttClient): void {
+    clearTimeout(this.settled);
+    // The outbox sender pauses first, so that the events dropped below do not count as refused.
+    this.setConnected(false);
+    this.session.closed();
+    // mqtt.js would send whatever is unacknowledged again at the next connect, before anything
+    // else; a publish that got the hub dropped would get it dropped again, for ever. None is worth
+    // it: events go again from the outbox, state and availability at every connect, and an answer
+    // is not redelivered (the app repeats its request id and gets the remembered answer).
+    for (const messageId of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(messageId));
+  }
+
   /**
    * A hub that cannot hear requests is not connected in any way that matters: the LED says so
    * (broker unreachable) and the subscription is tried again with the reconnect backoff.
    */
   private subscribeRequests(client: MqttClient): void {
-    client.subscribe(this.topics.requests, { qos: 1 }, (error, granted) => {
+    // MQTT 5 retain-as-published: a request retained while the hub listens keeps its flag and is dropped.
+    const rap = client.options.protocolVersion === 5 ? { rap: true } : {};
+    client.subscribe(this.topics.requests, { qos: 1, ...rap }, (error, granted) => {
       const refused = error !== null || granted?.some((grant) => grant.qos > 2) === true;
       if (!refused) {
         if (this.deaf) this.reportConnection(true);
@@ -196,8 +248,12 @@ export class MqttTransport {
   }
 
   private reportConnection(connected: boolean): void {
+    this.report(() => this.options.onConnectionChange?.(connected));
+  }
+
+  private report(call: () => void): void {
     try {
-      this.options.onConnectionChange?.(connected);
+      call();
     } catch (error) {
       this.log.error("connection listener failed", { error });
     }
@@ -216,10 +272,13 @@ export class MqttTransport {
   }
 
   private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
-    if (topic !== this.topics.requests) return;
+    // An empty message is no request: it is how a retained one is cleared (the hub's own clearing comes back to it).
+    if (topic !== this.topics.requests || payload.length === 0) return;
     if (packet.retain) {
-      // Commands are never retained: a retained one would run again on every reconnect.
-      this.log.warn("dropped a retained request", { topic });
+      // Requests are never retained: a retained one would run again on every reconnect, and
+      // whoever retained it need not be there. Cleared, so that it cannot come back.
+      this.retainedRequests.note();
+      this.publish(topic, "", {}, true).catch((error: unknown) => this.log.debug("cannot clear a retained request", { error }));
       return;
     }
     void this.handleRequest(payload, packet);
@@ -247,19 +306,18 @@ export class MqttTransport {
       return;
     }
     if (!this.isResponseTopic(replyTo)) {
-      this.log.warn("response dropped: its reply topic is outside this IQ's response tree", { replyTo });
+      this.strayReplies.note({ replyTo: untrusted(replyTo) });
       return;
     }
     const correlationData = properties?.correlationData;
     this.publish(replyTo, Buffer.from(response.payload), correlationData === undefined ? {} : { correlationData }).catch(
-      (error: unknown) => this.log.warn("response not delivered", { replyTo, error }),
+      (error: unknown) => this.undelivered.note({ replyTo: untrusted(replyTo), error }),
     );
   }
 
-  /** A request must not make the hub publish anywhere but under its own response tree. */
+  /** A request must not make the hub publish anywhere but under its own response tree, nor to a topic the broker refuses. */
   private isResponseTopic(topic: string): boolean {
-    const root = `${this.topics.responses}/`;
-    return topic.startsWith(root) && topic.length > root.length && !/[+#\0]/.test(topic);
+    return topic.startsWith(`${this.topics.responses}/`) && topicProblem(topic) === undefined;
   }
 
   private publishRetained(topic: string, payload: string): void {
@@ -268,7 +326,11 @@ export class MqttTransport {
     );
   }
 
-  /** QoS 1; resolves when the broker acknowledges. */
+  /**
+   * QoS 1; resolves when the broker acknowledges. Only while connected (nothing is queued for a
+   * later connection: see onClose) and only to a valid topic: one the broker finds malformed gets
+   * the hub disconnected.
+   */
   private publish(
     topic: string,
     payload: string | Buffer,
@@ -277,6 +339,9 @@ export class MqttTransport {
   ): Promise<void> {
     const client = this.client;
     if (client === undefined) return Promise.reject(new Error("MQTT transport stopped"));
+    if (!client.connected) return Promise.reject(new Error("not connected to the broker"));
+    const problem = topicProblem(topic);
+    if (problem !== undefined) return Promise.reject(new Error(`not a topic to publish to: ${problem}`));
     return new Promise((resolve, reject) => {
       client.publish(topic, payload, { qos: 1, retain, properties }, (error) => (error ? reject(error) : resolve()));
     });

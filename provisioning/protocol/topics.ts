@@ -33,12 +33,3 @@ export function responseTopic(topics: IqTopics, clientId: string): string {
   return `${topics.responses}/${clientId}`;
 }
 
-/**
- * Whether a client-supplied topic is safe to publish to: 1 to 256 bytes of UTF-8, no wildcards,
- * no control characters (C0, DEL, C1) and no noncharacters. A broker drops a client that publishes
- * anything else, so one such reply topic could otherwise take the hub off the broker.
- */
-export function isPublishableTopic(topic: string): boolean {
-  const bytes = Buffer.byteLength(topic, "utf8");
-  return bytes > 0 && bytes <= 256 && !/[#+\p{Cc}\p{Cs}\uFDD0-\uFDEF\uFFFE\uFFFF]/u.test(topic);
-}

@@ -33,6 +33,18 @@ describe("lifecycle", () => {
     expect(lifecycle.state).toBe("error");
   });
 
+  it("a contested broker session shows over broker unreachable, and ends", () => {
+    const lifecycle = new Lifecycle();
+    lifecycle.enter("activated");
+    lifecycle.setBrokerConnected(false);
+    lifecycle.setBrokerContested(true);
+    expect(lifecycle.state).toBe("brokerContested");
+    lifecycle.setBrokerConnected(true);
+    expect(lifecycle.state).toBe("brokerContested");
+    lifecycle.setBrokerContested(false);
+    expect(lifecycle.state).toBe("ready");
+  });
+
   it("a refusal shows briefly, then the state returns", () => {
     const lifecycle = new Lifecycle();
     lifecycle.enter("activated");

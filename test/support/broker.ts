@@ -11,6 +11,7 @@ import { findMosquitto, freePort } from "../../bench/net.js";
 import { spawnMosquitto, type Watched } from "../../bench/processes.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../firmware/transports/embedded-broker.js";
 import { createLogger } from "../../firmware/log.js";
+import { DEFAULT_TOPIC_PREFIX } from "../../provisioning/protocol/topics.js";
 
 export interface TestBroker {
   url: string;
@@ -107,7 +108,7 @@ function aedesRunner(tls: TestBrokerTls | undefined): BrokerRunner {
   let broker: EmbeddedBroker | undefined;
   return {
     async start(port) {
-      broker = await startEmbeddedBroker({ host: "127.0.0.1", port, log });
+      broker = await startEmbeddedBroker({ host: "127.0.0.1", port, topicPrefix: DEFAULT_TOPIC_PREFIX, log });
     },
     async stop() {
       const current = broker;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
-import { onTestFinished, vi } from "vitest";
+import { expect, onTestFinished, vi } from "vitest";
 import { Audit } from "../../firmware/audit.js";
 import { validateConfig, type HubConfig } from "../../firmware/config.js";
 import { createLogger } from "../../firmware/log.js";
@@ -41,6 +41,25 @@ export async function collect(client: MqttClient, topic: string): Promise<Receiv
   return received;
 }
 
+/** What a client subscribing now is told, retained: the broker's current value of `topic`. */
+export async function retainedOn(url: string, topic: string): Promise<string | undefined> {
+  const client = await connectClient(url);
+  const received = await collect(client, topic);
+  // The broker queues the retained message at subscribe time, so it arrives before this echo of ours.
+  const barrier = `test/barrier/${randomUUID()}`;
+  const echoed = await collect(client, barrier);
+  await client.publishAsync(barrier, "", { qos: 1 });
+  await eventually(() => expect(echoed).toHaveLength(1));
+  await client.endAsync();
+  return received.find((message) => message.packet.retain)?.text;
+}
+
+/** Publishes a request retained, as a stranger might; resolves once the broker has acknowledged it or closed the connection. */
+export async function publishRetained(url: string, topic: string, text: string): Promise<void> {
+  const stranger = await connectClient(url, { reconnectPeriod: 0 });
+  await Promise.race([stranger.publishAsync(topic, text, { qos: 1, retain: true }), new Promise<void>((resolve) => stranger.once("close", () => resolve()))]);
+}
+
 /** A handler that answers `{ id }` to the request's `replyTo`, and remembers what it was given. */
 export function echoSink(): RequestSink & { calls: InboundRequest[] } {
   const calls: InboundRequest[] = [];
@@ -57,8 +76,12 @@ export interface HubTransport {
   audit: Audit;
   store: Store;
   iqId: string;
+  /** Holds the hub's client id: pass it again for a hub restarting on the same disk. */
+  stateDir: string;
   /** Every onConnectionChange call, in order. */
   connection: boolean[];
+  /** Every onSessionContested call, in order. */
+  contested: boolean[];
   /** Log lines at warn and above. */
   logs: string[];
   /** The Ed25519 key the transport signs state and events with. */
@@ -69,9 +92,10 @@ export interface HubTransportOptions {
   /** The `mqtt` config section; reconnect delays default to test-sized ones. */
   mqtt?: Partial<HubConfig["mqtt"]>;
   onRequest?: RequestSink;
-  /** Reuse a store and its audit trail: a hub restarting on the same disk. */
+  /** Reuse a state directory, store and audit trail: a hub restarting on the same disk. */
   audit?: Audit;
   store?: Store;
+  stateDir?: string;
   iqId?: string;
 }
 
@@ -82,25 +106,29 @@ export function brokerConfig(broker: TestBroker, url = broker.url): Partial<HubC
 
 /** Starts a hub's MQTT transport (not waiting for the broker) and stops it after the test. */
 export async function startHubTransport(options: HubTransportOptions = {}): Promise<HubTransport> {
-  const store = options.store ?? (await openStore(tempStateDir()));
+  const stateDir = options.stateDir ?? tempStateDir();
+  const store = options.store ?? (await openStore(stateDir));
   const audit = options.audit ?? (await Audit.open(store, 10_000));
   const iqId = options.iqId ?? `iq-test-${randomUUID().slice(0, 8)}`;
   const connection: boolean[] = [];
+  const contested: boolean[] = [];
   const logs: string[] = [];
   const identity = generateIdentity();
   const signer = createSigner(identity.secretKey, iqId);
   const transport = new MqttTransport({
     config: validateConfig({ mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000, ...options.mqtt } }).mqtt,
     iqId,
+    stateDir,
     log: createLogger({ level: "warn", write: (line) => logs.push(line) }),
     audit,
     sign: (kind, body) => JSON.stringify(signer(kind, body)),
     onRequest: options.onRequest ?? echoSink(),
     onConnectionChange: (connected) => connection.push(connected),
+    onSessionContested: (value) => contested.push(value),
   });
   await transport.start();
   onTestFinished(() => transport.stop());
-  return { transport, audit, store, iqId, connection, logs, identityKey: identity.publicKey };
+  return { transport, audit, store, iqId, stateDir, connection, contested, logs, identityKey: identity.publicKey };
 }
 
 /** The body of a document the hub signed, checked against its identity key (fails the test otherwise). */

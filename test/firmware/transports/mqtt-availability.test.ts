@@ -1,7 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../../support/broker.js";
-import { brokerConfig, collect, connectClient, eventually, signedBody, startHubTransport, type HubTransport } from "../../support/mqtt.js";
+import { brokerConfig, eventually, retainedOn, signedBody, startHubTransport, type HubTransport } from "../../support/mqtt.js";
 import { startTcpProxy } from "../../support/tcp-proxy.js";
 
 let broker: TestBroker;
@@ -10,18 +9,7 @@ beforeAll(async () => {
 });
 afterAll(() => broker.stop());
 
-/** What a client subscribing now is told, retained: the broker's current value of `topic`. */
-async function retainedValue(topic: string): Promise<string | undefined> {
-  const client = await connectClient(broker.url);
-  const received = await collect(client, topic);
-  // The broker queues the retained message at subscribe time, so it arrives before this echo of ours.
-  const barrier = `test/barrier/${randomUUID()}`;
-  const echoed = await collect(client, barrier);
-  await client.publishAsync(barrier, "", { qos: 1 });
-  await eventually(() => expect(echoed).toHaveLength(1));
-  await client.endAsync();
-  return received.find((message) => message.packet.retain)?.text;
-}
+const retainedValue = (topic: string) => retainedOn(broker.url, topic);
 
 /** The retained state's body, checked against the hub's identity key; its publication time left out. */
 async function retainedState(hub: HubTransport): Promise<unknown> {

@@ -85,6 +85,7 @@ describe("MQTT events", () => {
       mqtt: brokerConfig(broker, proxy.url),
       store: first.store,
       audit: first.audit,
+      stateDir: first.stateDir,
       iqId: first.iqId,
     });
     await recordOpenings(second.audit, 2);

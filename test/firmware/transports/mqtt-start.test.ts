@@ -5,9 +5,9 @@ import { validateConfig } from "../../../firmware/config.js";
 import { createLogger } from "../../../firmware/log.js";
 import { startEmbeddedBroker } from "../../../firmware/transports/embedded-broker.js";
 import { reconnectDelayMs } from "../../../firmware/transports/mqtt.js";
-import { responseTopic } from "../../../provisioning/protocol/topics.js";
+import { DEFAULT_TOPIC_PREFIX, responseTopic } from "../../../provisioning/protocol/topics.js";
 import { freePort, startTestBroker } from "../../support/broker.js";
-import { collect, connectClient, echoSink, eventually, requestText, startHubTransport } from "../../support/mqtt.js";
+import { collect, connectClient, echoSink, eventually, publishRetained, requestText, retainedOn, startHubTransport } from "../../support/mqtt.js";
 
 describe("starting the MQTT transport", () => {
   it("with no mqtt.url the hub runs an embedded broker on loopback that a 3.1.1 client can use", async () => {
@@ -28,13 +28,32 @@ describe("starting the MQTT transport", () => {
     expect(availability.map((message) => [message.text, message.packet.retain])).toEqual([["online", true]]);
   });
 
+  it("the embedded broker refuses a retained request (it would reach the hub as a live one) and closes its sender", async () => {
+    const port = await freePort();
+    const sink = echoSink();
+    const hub = await startHubTransport({ mqtt: { embeddedPort: port }, onRequest: sink });
+    await eventually(() => expect(hub.connection).toEqual([true]));
+    const url = `mqtt://127.0.0.1:${port}`;
+    const app = await connectClient(url, { protocolVersion: 4 });
+    const { topics } = hub.transport;
+    const replyTo = responseTopic(topics, "app-er");
+    const responses = await collect(app, replyTo);
+
+    await publishRetained(url, topics.requests, requestText("retained", replyTo));
+    await app.publishAsync(topics.requests, requestText("live", replyTo), { qos: 1 });
+
+    await eventually(() => expect(responses.map((r) => (JSON.parse(r.text) as { id: string }).id)).toEqual(["live"]));
+    expect(sink.calls).toHaveLength(1);
+    expect(await retainedOn(url, topics.requests)).toBeUndefined();
+  });
+
   it("a taken embedded port stops the start with a message that points at mosquitto and mqtt.url", async () => {
     const squatter = createServer().listen(0, "127.0.0.1");
     await once(squatter, "listening");
     onTestFinished(() => void squatter.close());
     const { port } = squatter.address() as { port: number };
 
-    await expect(startEmbeddedBroker({ host: "127.0.0.1", port, log: createLogger({ level: "error" }) })).rejects.toMatchObject({
+    await expect(startEmbeddedBroker({ host: "127.0.0.1", port, topicPrefix: DEFAULT_TOPIC_PREFIX, log: createLogger({ level: "error" }) })).rejects.toMatchObject({
       code: "embedded_broker_port_in_use",
       message: `port ${port} is in use: is mosquitto running? set mqtt.url to use it, or mqtt.embeddedPort`,
     });
