@@ -93,7 +93,9 @@ export class Commands {
       opArgs = parsed.data.args;
       // Freshness first: a held-back command is refused before its PIN is looked at.
       if (!this.challenges.consume(app.appId, parsed.data.challenge)) {
-        throw new IqError("challenge_required", "this command carries no live challenge from the IQ: send it again with the challenge in this answer");
+        throw parsed.data.challenge === undefined
+          ? new IqError("challenge_required", "this command carries no challenge from the IQ: send it again with the challenge in this answer")
+          : new IqError("challenge_stale", "this command's challenge is used or older than 30 s (held back on the way?): send it again with the challenge in this answer");
       }
       user = await ctx.users.require(app.userId);
       if (user.role !== "relay") await this.checkPinOf(user, parsed.data.pin, source);

@@ -564,7 +564,7 @@ export class Companion {
       try {
         return await this.sendCommand(as, op, args, result);
       } catch (error) {
-        if (attempt === 1 && error instanceof IqRefusal && error.code === "challenge_required") continue;
+        if (attempt === 1 && error instanceof IqRefusal && FRESHNESS_REFUSALS.has(error.code)) continue;
         if (error instanceof IqRefusal && error.verified) {
           const gone = LOST_ACTIVATION[error.code];
           if (gone !== undefined) {
@@ -658,6 +658,9 @@ export class Companion {
     });
   }
 }
+
+/** The IQ wants a fresher challenge: the command is sent once more with the one in the refusal. */
+const FRESHNESS_REFUSALS: ReadonlySet<string> = new Set(["challenge_required", "challenge_stale"]);
 
 /** An `office off` is sent this many times before its state is reported unknown. */
 const OFFICE_OFF_TRIES = 3;
