@@ -91,13 +91,14 @@ export class Commands {
       if (!parsed.success) throw new IqError("request_malformed", `command: ${parsed.error.issues[0]?.message ?? "invalid"}`);
       ({ op } = parsed.data);
       opArgs = parsed.data.args;
+      // The app proved its key, so its user is known: a refusal names them (whose command was held back).
+      user = await ctx.users.require(app.userId);
       // Freshness first: a held-back command is refused before its PIN is looked at.
       if (!this.challenges.consume(app.appId, parsed.data.challenge)) {
         throw parsed.data.challenge === undefined
           ? new IqError("challenge_required", "this command carries no challenge from the IQ: send it again with the challenge in this answer")
           : new IqError("challenge_stale", "this command's challenge is used or older than 30 s (held back on the way?): send it again with the challenge in this answer");
       }
-      user = await ctx.users.require(app.userId);
       if (user.role !== "relay") await this.checkPinOf(user, parsed.data.pin, source);
       requireAllowed(user, op);
       const valid = commandArgs[op].safeParse(parsed.data.args);
