@@ -225,8 +225,6 @@ export class Hub implements IqContext {
       await removeSetupSecretFile(config.stateDir);
       this.lifecycle.enter("activated");
     }
-    // After a reset at start, if any: the sweep must not walk a sublevel being wiped.
-    this.handler.sweepSoon();
     if (this.options.mqtt !== false) {
       this.transport = new MqttTransport({
         config: config.mqtt,

@@ -12,7 +12,7 @@ type Json = unknown;
 export type Sublevel = ReturnType<Level<string, Json>["sublevel"]>;
 
 /** Names of the sublevels; factory reset wipes those not listed in KEPT_ON_RESET. */
-export const SUBLEVELS = ["meta", "secrets", "users", "apps", "events", "outbox", "requests", "lockout", "webbudget"] as const;
+export const SUBLEVELS = ["meta", "secrets", "users", "apps", "events", "outbox", "lockout", "webbudget"] as const;
 export type SublevelName = (typeof SUBLEVELS)[number];
 
 /**

@@ -5,10 +5,15 @@
  * and the reply route. A stranger who names someone else's request id, with other arguments or
  * another reply topic, gets nothing of it (it is a different request to the IQ), and a junk
  * request sent first with a predictable id cannot block the real one.
+ *
+ * The memory is in RAM, bounded in count and bytes. It is a convenience, not what keeps a command
+ * from running twice: a sealed command spends a challenge and a Code its counter (on disk) before
+ * anything acts, and a restart voids every challenge and pairing ticket, so a repeat after a
+ * restart is refused anyway. Keeping it off the disk spares every opening a synced write (and an
+ * SD card the wear).
  */
 import { createHash } from "node:crypto";
 import type { RequestEnvelope } from "../../provisioning/protocol/messages.js";
-import type { Store } from "../store.js";
 import { REQUESTS } from "./limits.js";
 
 interface Remembered {
@@ -18,12 +23,11 @@ interface Remembered {
 }
 
 export class AnswerMemory {
-  private remembered = 0;
+  /** Oldest first (a Map keeps insertion order). */
+  private readonly answers = new Map<string, Remembered>();
+  private bytes = 0;
 
-  constructor(
-    private readonly store: () => Store,
-    private readonly now: () => number,
-  ) {}
+  constructor(private readonly now: () => number) {}
 
   /** The key of a request: everything that makes it this request and sends its answer somewhere. */
   static keyOf(envelope: RequestEnvelope, route: string | undefined): string {
@@ -34,21 +38,32 @@ export class AnswerMemory {
     return digest.digest("base64url");
   }
 
-  async recall(key: string): Promise<string | undefined> {
-    return (await this.store().get<Remembered>("requests", key))?.answer;
+  recall(key: string): string | undefined {
+    this.forgetOld();
+    return this.answers.get(key)?.answer;
   }
 
-  async remember(key: string, answer: string): Promise<void> {
-    await this.store().put("requests", key, { at: this.now(), answer } satisfies Remembered);
-    if (++this.remembered % 500 === 0) await this.forgetOld();
+  remember(key: string, answer: string): void {
+    this.forget(key);
+    this.answers.set(key, { at: this.now(), answer });
+    this.bytes += answer.length;
+    this.forgetOld();
   }
 
-  /** Drops answers older than REQUESTS.rememberMs. */
-  async forgetOld(): Promise<void> {
+  /** Drops answers older than REQUESTS.rememberMs, then the oldest while over the caps. */
+  private forgetOld(): void {
     const cutoff = this.now() - REQUESTS.rememberMs;
-    const requests = this.store().sublevel("requests");
-    for await (const [key, value] of requests.iterator()) {
-      if ((value as Partial<Remembered>).at === undefined || (value as Remembered).at < cutoff) await requests.del(key);
+    for (const [key, value] of this.answers) {
+      const over = this.answers.size > REQUESTS.maxRemembered || this.bytes > REQUESTS.maxRememberedBytes;
+      if (value.at >= cutoff && !over) break;
+      this.forget(key);
     }
+  }
+
+  private forget(key: string): void {
+    const old = this.answers.get(key);
+    if (old === undefined) return;
+    this.bytes -= old.answer.length;
+    this.answers.delete(key);
   }
 }

@@ -1,7 +1,10 @@
 /** How long and how large requests may be, and how many refusals are recorded; one place for the handler and the sealed-command path. */
 export const REQUESTS = {
-  /** Request ids are remembered this long: a repeat within it gets the first answer again. */
+  /** Answers are remembered this long: an exact repeat within it gets the first answer again. */
   rememberMs: 24 * 60 * 60_000,
+  /** …and at most this many, in at most this many bytes (RAM on a Pi Zero). */
+  maxRemembered: 2_000,
+  maxRememberedBytes: 2 * 1024 * 1024,
   /** Largest request accepted. */
   maxBytes: 256 * 1024,
   /** Requests waiting for the handler; more are dropped (a flood must not exhaust a Pi Zero's memory). */

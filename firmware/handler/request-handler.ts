@@ -62,7 +62,7 @@ export class RequestHandler {
     this.reads = new RateLimiter(ctx.now, METERS.reads);
     this.pairStarts = new RateLimiter(ctx.now, METERS.pairStarts);
     this.challenges = new Challenges(monotonic);
-    this.answers = new AnswerMemory(() => ctx.store, ctx.now);
+    this.answers = new AnswerMemory(ctx.now);
     this.pairing = new Pairing(ctx, this.challenges, monotonic);
     this.commands = new Commands(ctx, this.pairing, new WrongPinCodes(ctx.now), this.challenges);
   }
@@ -97,7 +97,7 @@ export class RequestHandler {
     const route = this.route(envelope.replyTo, request.responseTopic);
     const memoryKey = READ_ONLY.has(envelope.op) ? undefined : AnswerMemory.keyOf(envelope, route);
     if (memoryKey !== undefined) {
-      const recalled = await this.answers.recall(memoryKey);
+      const recalled = this.answers.recall(memoryKey);
       if (recalled !== undefined) return { payload: Buffer.from(recalled), ...(route && { replyTo: route }) };
     }
     const source = request.via === "ble" ? "ble" : "app";
@@ -119,7 +119,7 @@ export class RequestHandler {
       await this.recordRefusal(envelope, source, body);
       response = this.signed(envelope.id, route, { ok: false, error: body });
     }
-    if (memoryKey !== undefined) await this.answers.remember(memoryKey, Buffer.from(response.payload).toString("utf8"));
+    if (memoryKey !== undefined) this.answers.remember(memoryKey, Buffer.from(response.payload).toString("utf8"));
     return response;
   }
 
@@ -244,13 +244,6 @@ export class RequestHandler {
       ...(event.lock !== undefined && { lock: event.lock }),
       details: event.details,
     });
-  }
-
-  /** Queues a sweep of old answers (at start: a hub restarted often never reaches 500 requests). */
-  sweepSoon(): void {
-    this.exclusive(() => this.answers.forgetOld()).catch((error: unknown) =>
-      this.ctx.log.warn("could not sweep old request ids", { error: error instanceof Error ? error.message : String(error) }),
-    );
   }
 }
 

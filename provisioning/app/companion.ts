@@ -6,7 +6,7 @@
  * - Pairing (stories 1, 3, 9): CPace with the app as initiator and first to confirm, then the
  *   per-app keys and, sealed under a key the profile never keeps, the IQ's public keys.
  * - Sealed commands (stories 2, 6, 7, 8, 9): `{op, args, pin, challenge}` sealed for this command
- *   alone against the IQ's static key; the answer carries the next challenge, kept in the profile.
+ *   alone against the IQ's static key; the answer carries the next challenge, kept beside the profile.
  * - Codes (stories 4, 7, 9): made here, offline, with the next Code counter, persisted before the
  *   Code is shown or sent.
  * - Web relay (story 5): a paired party of its own (role relay) that passes on what a person typed.
@@ -537,13 +537,13 @@ export class Companion {
         codeCounter: 0,
         identityKey: result.identityKey,
         staticKey: result.staticKey,
-        challenge: { value: result.challenge, at: this.now() },
         activated: true,
       };
       zeroize(keys.codeKey, keys.messageKey);
       await this.profile.update((data) => {
         data.iqs[iqId] = activation;
       });
+      await this.profile.challenges.set(iqId, { appId, value: result.challenge, at: this.now() });
       return { userId: result.userId, role: result.role, name: result.name };
     } finally {
       zeroize(run.isk, transport.toIq, transport.toApp);
@@ -552,8 +552,8 @@ export class Companion {
 
   /**
    * A sealed command: `{op, args, pin, challenge}` sealed for this command alone against the IQ's
-   * static key. The IQ's answer carries its next challenge, kept in the profile; a command whose
-   * challenge was stale (`challenge_required`) is sent once more with the fresh one.
+   * static key. The IQ's answer carries its next challenge, kept beside the profile; a command
+   * whose challenge was missing or stale is sent once more with the fresh one from the refusal.
    */
   private async command<T>(as: AsUser, op: CommandOp, args: Record<string, unknown>, result: z.ZodType<T>): Promise<T> {
     checkArgs(commandArgs[op], op, args);
@@ -562,7 +562,7 @@ export class Companion {
     if (activation.role !== "relay") requirePinShape(as.pin);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.sendCommand(as, op, args, result);
+        return await this.sendCommand(as, activation, op, args, result);
       } catch (error) {
         if (attempt === 1 && error instanceof IqRefusal && FRESHNESS_REFUSALS.has(error.code)) continue;
         if (error instanceof IqRefusal && error.verified) {
@@ -577,30 +577,31 @@ export class Companion {
     }
   }
 
-  private async sendCommand<T>(as: AsUser, op: CommandOp, args: Record<string, unknown>, result: z.ZodType<T>): Promise<T> {
+  private async sendCommand<T>(as: AsUser, activation: Activation, op: CommandOp, args: Record<string, unknown>, result: z.ZodType<T>): Promise<T> {
     const { iqId } = as;
-    const activation = activeEntry((await this.profile.read()).iqs[iqId], iqId, this.profile.name);
+    const { appId } = activation;
     const requestId = newRequestId();
-    const challenge = activation.challenge && this.now() - activation.challenge.at < CHALLENGE_USE_MS ? activation.challenge.value : undefined;
+    const challenge = await this.profile.challenges.get(iqId, appId, this.now(), CHALLENGE_USE_MS);
     const appKey = fromB64u(activation.messageKey, "messageKey");
+    const pin = activation.role === "relay" ? undefined : as.pin;
     const sealed = sealCommand({
       iqId,
-      appId: activation.appId,
+      appId,
       appKey,
       iqStaticKey: fromB64u(activation.staticKey, "staticKey"),
       requestId,
-      payload: encodeJson({ op, args, ...(as.pin !== undefined && activation.role !== "relay" && { pin: as.pin }), ...(challenge && { challenge }) }),
+      payload: encodeJson({ op, args, ...(pin !== undefined && { pin }), ...(challenge && { challenge }) }),
     });
     zeroize(appKey);
     let next: string | undefined;
     try {
-      const request = { id: requestId, op: "app", args: { appId: activation.appId, epk: toB64u(sealed.epk), mac: toB64u(sealed.mac), box: toB64u(sealed.box) } };
+      const request = { id: requestId, op: "app", args: { appId, epk: toB64u(sealed.epk), mac: toB64u(sealed.mac), box: toB64u(sealed.box) } };
       return await this.client.request(
         iqId,
         request,
         acceptSealed({
           iqId,
-          appId: activation.appId,
+          appId,
           requestId,
           op,
           identityKey: fromB64u(activation.identityKey),
@@ -611,13 +612,7 @@ export class Companion {
       );
     } finally {
       zeroize(sealed.answerKey);
-      const received = next;
-      if (received !== undefined) {
-        await this.profile.update((data) => {
-          const entry = data.iqs[iqId];
-          if (entry?.appId === activation.appId) entry.challenge = { value: received, at: this.now() };
-        });
-      }
+      if (next !== undefined) await this.profile.challenges.set(iqId, { appId, value: next, at: this.now() });
     }
   }
 

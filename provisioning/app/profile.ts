@@ -2,8 +2,8 @@
  * The companion app's memory: one profile per person and device, a JSON file in `$IQ_HOME`
  * (default `~/.config/iq`) named after the profile (`--profile NAME`, `$IQ_PROFILE`, `default`).
  * It holds the broker URL, the activation on each IQ (ids, the two per-app keys, the IQ's public
- * keys, the Code counter, the IQ's latest challenge) and the last backup of each IQ the person
- * owns. Never a PIN.
+ * keys, the Code counter) and the last backup of each IQ the person owns. Never a PIN. The IQs'
+ * latest challenges live beside it (challenge-cache.ts).
  *
  * The keys in it are as good as the person's phone: the file is created 0600 and a profile that
  * other users can read is refused, not used. Every change is written to a temporary file and
@@ -18,6 +18,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 
 import { ROLES, backupSchema } from "../protocol/messages.js";
+import { ChallengeCache } from "./challenge-cache.js";
 import { AppError } from "./errors.js";
 
 export const PROFILE_FORMAT = "iq-profile/2";
@@ -40,8 +41,6 @@ const activationSchema = z.strictObject({
   identityKey: b64u,
   /** The IQ's X25519 static key: every sealed command is made against it. */
   staticKey: b64u,
-  /** The IQ's latest challenge to this app, and when it arrived (ms): the next command carries it. */
-  challenge: z.strictObject({ value: b64u, at: z.number() }).optional(),
   /** False once the IQ said it no longer knows this app (PIN reset, factory reset). */
   activated: z.boolean(),
 });
@@ -79,11 +78,15 @@ export function profilePath(options: { home?: string; name?: string; env?: NodeJ
 export class Profile {
   /** Updates in this process run one after another, so none is lost between read and write. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** The IQs' latest challenges to this profile's apps. */
+  readonly challenges: ChallengeCache;
 
   constructor(
     readonly name: string,
     readonly file: string,
-  ) {}
+  ) {
+    this.challenges = new ChallengeCache(file.replace(/\.json$/, ".challenges.json"));
+  }
 
   static at(options: { home?: string; name?: string; env?: NodeJS.ProcessEnv } = {}): Profile {
     const { name, file } = profilePath(options);

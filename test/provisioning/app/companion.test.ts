@@ -60,7 +60,7 @@ describe("Companion: pairing", () => {
     expect(activation).toMatchObject({ userId: owner.userId, role: "owner", codeCounter: 0, activated: true });
     expect(fromB64u(activation.identityKey)).toEqual(hub.hub.keys().identityPublic);
     expect(fromB64u(activation.staticKey)).toEqual(hub.hub.keys().staticPublic);
-    expect(activation.challenge?.value).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(await profile.challenges.get(hub.iqId, activation.appId, hub.now(), 25_000)).toMatch(/^[A-Za-z0-9_-]{22}$/);
     const onIq = await hub.hub.users.app(activation.appId);
     expect(onIq).toMatchObject({ codeKey: activation.codeKey, messageKey: activation.messageKey, userId: owner.userId });
   });
@@ -126,10 +126,12 @@ describe("Companion: pairing", () => {
 describe("Companion: sealed commands", () => {
   it("each answer hands over the next challenge; a stale one costs one extra round trip, never a failure", async () => {
     const { hub, alice, iqId } = await claimed();
-    const before = (await alice.profile.read()).iqs[iqId]!.challenge!.value;
+    const { appId } = (await alice.profile.read()).iqs[iqId]!;
+    const latest = () => alice.profile.challenges.get(iqId, appId, hub.now(), 25_000);
+    const before = await latest();
 
     await alice.app.open({ iqId, pin: OWNER_PIN });
-    const after = (await alice.profile.read()).iqs[iqId]!.challenge!.value;
+    const after = await latest();
     expect(after).not.toBe(before);
     expect(alice.wire.sent).toHaveLength(3); // pair.start, pair.finish, app
 
