@@ -154,11 +154,11 @@ export function sealAs(
  */
 export async function sendSealed(
   mallory: Attacker,
-  keys: Pick<Activation, "appId" | "messageKey" | "staticKey" | "challenge">,
+  keys: Pick<Activation, "appId" | "messageKey" | "staticKey"> & { challenge?: string },
   iqId: string,
   command: { op: string; args: Record<string, unknown>; pin?: string },
 ): Promise<ReturnType<SealedCommand["open"]>> {
-  let challenge = keys.challenge?.value;
+  let challenge = keys.challenge;
   for (let attempt = 1; ; attempt++) {
     const sealed = sealAs(keys, iqId, { ...command, ...(challenge !== undefined && { challenge }) });
     await mallory.send({ id: sealed.id, op: "app", args: sealed.args });

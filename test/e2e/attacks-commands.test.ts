@@ -26,8 +26,9 @@ describe("attack: a sealed open held back and delivered late", () => {
     // Bob's app seals an open with the challenge it holds; the attacker takes it off the wire and
     // the hub never sees it (as with a stolen session or a hostile broker).
     const keys = (await bob.profile.activation(iq.iqId))!;
-    expect(keys.challenge).toBeDefined();
-    const captured = sealAs(keys, iq.iqId, { op: "open", args: { lock: "door" }, pin: BOB_PIN, challenge: keys.challenge!.value });
+    const challenge = await bob.profile.challenges.get(iq.iqId, keys.appId, Date.now(), 25_000);
+    expect(challenge).toBeDefined();
+    const captured = sealAs(keys, iq.iqId, { op: "open", args: { lock: "door" }, pin: BOB_PIN, challenge: challenge! });
     iq.clock.synced = synced;
     await sleep(20);
     // Held back past the 30 s window, on the IQ's own monotonic clock; the wall clock says nothing.
