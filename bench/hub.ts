@@ -21,6 +21,11 @@ const EXIT_TARGET_MS = 2_000;
 
 const ROUND_TRIPS = 1_000;
 const ROUND_TRIP_WARMUP = 50;
+/**
+ * `status` is metered (20 in a burst, then 5 a second: protocol v2), so the hub's own round trip
+ * is sampled within the burst; openings, which are not metered, are timed in stories.ts.
+ */
+const STATUS_SAMPLES = 15;
 const ROUND_TRIP_TIMEOUT_MS = 5_000;
 /** Until the hub answers a first request: it connects to the broker after it is unclaimed. */
 const FIRST_ANSWER_TIMEOUT_MS = 10_000;
@@ -129,11 +134,13 @@ function statusExchange(): Exchange {
     responseTopic: replyTo,
     request: (id) => JSON.stringify({ v: PROTOCOL_VERSION, id, op: "status", args: {}, replyTo }),
     answers: (payload) => {
-      const response = JSON.parse(payload.toString()) as { id?: unknown; ok?: unknown; error?: { code?: unknown; message?: unknown } };
+      // v2: the outcome is inside the signed text (the bench trusts its own hub; the app verifies).
+      const envelope = JSON.parse(payload.toString()) as { id?: unknown; signed?: unknown };
+      const response = JSON.parse(String(envelope.signed)) as { ok?: unknown; error?: { code?: unknown; message?: unknown } };
       if (response.ok !== true) {
         throw new Error(`the hub refused status: ${String(response.error?.code)}: ${String(response.error?.message)}`);
       }
-      return typeof response.id === "string" ? response.id : undefined;
+      return typeof envelope.id === "string" ? envelope.id : undefined;
     },
   };
 }
@@ -181,7 +188,7 @@ export function brokerRows(kind: BrokerKind): Promise<Row[]> {
   const names = {
     rssStart: `hub RSS after start [${kind}]`,
     hub: `QoS 1 round trip, hub status [${kind}]`,
-    rssLoaded: `hub RSS after ${ROUND_TRIPS + ROUND_TRIP_WARMUP} requests [${kind}]`,
+    rssLoaded: `hub RSS after ${ROUND_TRIPS + ROUND_TRIP_WARMUP} requests on its topic [${kind}]`,
     echo: `QoS 1 round trip, broker only [${kind}]`,
   };
   return measureGroup(Object.values(names), {}, async (add) => {
@@ -205,8 +212,11 @@ export function brokerRows(kind: BrokerKind): Promise<Row[]> {
       await firstAnswer(status, hub);
       const rss = (name: string) => add({ name, unit: "MiB", values: { rss: hub.rssMiB() }, samples: 1 });
       rss(names.rssStart);
-      const hubTimes = await roundTripSamples(status);
-      add({ name: names.hub, unit: "ms", values: distribution(hubTimes, [0.99]), samples: hubTimes.length, note: HUB_ROUND_TRIP });
+      const hubTimes = await durations(() => status(ROUND_TRIP_TIMEOUT_MS), STATUS_SAMPLES);
+      add({ name: names.hub, unit: "ms", values: distribution(hubTimes, [0.9]), samples: hubTimes.length, note: HUB_ROUND_TRIP });
+      // Past the read budget the hub drops requests unanswered: what a flood costs it in memory.
+      const flood = topicsFor(BENCH_IQ_ID).requests;
+      for (let i = 0; i < ROUND_TRIPS + ROUND_TRIP_WARMUP; i++) await client.publishAsync(flood, JSON.stringify({ v: PROTOCOL_VERSION, id: `flood-${i}`, op: "status", args: {} }), { qos: 1 });
       rss(names.rssLoaded);
       const { exchange, responder } = await echoExchange(url);
       started.push(responder);

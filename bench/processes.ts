@@ -34,6 +34,8 @@ export class Watched {
     private readonly what: string,
     readonly startedAt: number,
     private readonly cleanup: () => void,
+    /** The process's own directory (a hub's: config and state), if it has one. */
+    readonly dir: string | undefined,
   ) {
     running.add(child);
     // Read stderr to the end, always: a process blocked on a full pipe would look slow.
@@ -50,10 +52,11 @@ export class Watched {
     });
   }
 
-  static spawn(what: string, file: string, args: string[], env: NodeJS.ProcessEnv, cleanup: () => void = () => {}): Watched {
+  static spawn(what: string, file: string, args: string[], env: NodeJS.ProcessEnv, dir?: string): Watched {
     const startedAt = performance.now();
     const child = spawn(file, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-    return new Watched(child, what, startedAt, cleanup);
+    const cleanup = () => dir !== undefined && rmSync(dir, { recursive: true, force: true });
+    return new Watched(child, what, startedAt, cleanup, dir);
   }
 
   get pid(): number {
@@ -164,7 +167,7 @@ export function spawnHub(broker: HubBroker): Watched {
     IQ_HUB_IQ_ID: BENCH_IQ_ID,
     ...("brokerUrl" in broker ? { IQ_HUB_MQTT__URL: broker.brokerUrl } : { IQ_HUB_MQTT__EMBEDDED_PORT: String(broker.embeddedPort) }),
   };
-  return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, () => rmSync(dir, { recursive: true, force: true }));
+  return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, dir);
 }
 
 /** mosquitto (see mosquittoConfig), watched like the hub; the tests' broker too. */
@@ -172,7 +175,7 @@ export async function spawnMosquitto(path: string, port: number, listenerOptions
   const dir = mkdtempSync(join(tmpdir(), "iq-mosquitto-"));
   const conf = join(dir, "mosquitto.conf");
   writeFileSync(conf, mosquittoConfig(port, listenerOptions));
-  const broker = Watched.spawn("mosquitto", path, ["-c", conf], process.env, () => rmSync(dir, { recursive: true, force: true }));
+  const broker = Watched.spawn("mosquitto", path, ["-c", conf], process.env, dir);
   try {
     await broker.waitForPort(port, BROKER_START_TIMEOUT_MS);
   } catch (error) {

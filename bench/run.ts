@@ -11,6 +11,7 @@ import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { cryptoRows } from "./crypto.js";
 import { brokerRows, startupRows } from "./hub.js";
+import { storyRows } from "./stories.js";
 import { isMeasured, type MeasuredRow, type Row } from "./measure.js";
 
 /** Per throughput measurement; with the warm-ups the whole bench stays well under a minute on 2 cores. */
@@ -27,6 +28,7 @@ const SECTIONS: readonly [string, () => Promise<Row[]>][] = [
   ["hub start and stop", startupRows],
   ["hub behind its embedded aedes", () => brokerRows("aedes")],
   ["hub behind mosquitto", () => brokerRows("mosquitto")],
+  ["openings and activation, protocol v2", storyRows],
 ];
 
 function formatNumber(value: number): string {

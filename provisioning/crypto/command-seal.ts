@@ -37,7 +37,7 @@ import { randomBytes } from "@noble/ciphers/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
-import { keygen, publicKeyOf, x25519 } from "./curves.js";
+import { publicKeyOf, x25519, x25519Ephemeral } from "./curves.js";
 
 import { IqError } from "../../common/errors.js";
 import { concatBytes, equalBytes, lvCat, requireBytes, requireText, utf8, zeroize } from "./bytes.js";
@@ -170,10 +170,14 @@ export function sealCommand(input: Route & {
   const appKey = requireBytes("appKey", input.appKey, KEY_BYTES);
   const iqStaticKey = requireBytes("iqStaticKey", input.iqStaticKey, KEY_BYTES);
   const payload = requireBytes("payload", input.payload, { min: 0, max: MAX_COMMAND_PAYLOAD });
-  const { secretKey: e, publicKey: epk } = keygen("x25519");
-  const dh = sharedSecret(e, iqStaticKey);
-  zeroize(e);
-  if (dh === undefined) throw invalidInput("iqStaticKey", "an X25519 public key not of low order");
+  let epk: Uint8Array;
+  let dh: Uint8Array;
+  try {
+    // The ephemeral secret stays inside OpenSSL and is dropped with its key object.
+    ({ publicKey: epk, shared: dh } = x25519Ephemeral(iqStaticKey));
+  } catch {
+    throw invalidInput("iqStaticKey", "an X25519 public key not of low order");
+  }
   const okm = commandKeys(dh, appKey, route, epk, iqStaticKey);
   const kReq = okm.slice(0, KEY_BYTES);
   const answerKey = okm.slice(KEY_BYTES);
