@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { IqClient } from "../provisioning/app/client.js";
 import { Companion } from "../provisioning/app/companion.js";
 import { Profile } from "../provisioning/app/profile.js";
-import { METERS } from "../firmware/handler/limits.js";
+import { PAIRING_METER } from "../firmware/handler/pairing-meter.js";
 import { distribution, durations, judged, measureGroup, type Row } from "./measure.js";
 import { findMosquitto, freePort } from "./net.js";
 import { BENCH_IQ_ID, spawnHub, spawnMosquitto, type Watched } from "./processes.js";
@@ -24,8 +24,8 @@ const USER_PIN = "730264";
 const USERS = 30;
 /** The relay's Codes the IQ checks in a burst (WEB_CODE_RATE in commands.ts). */
 const WEB_CODE_BURST = 20;
-/** Minus the one the probe's status does not take: pairing starts in the meter's burst. */
-const PAIR_START_BURST = METERS.pairStarts.capacity - 1;
+/** Pairing starts of different users in the IQ's global burst (the users' own budgets are fresh). */
+const PAIR_START_BURST = PAIRING_METER.global.capacity;
 const APP_OPENS = 300;
 const WARMUP = 20;
 const START_TIMEOUT_MS = 10_000;
@@ -78,9 +78,9 @@ export function storyRows(): Promise<Row[]> {
       const users: { userId: string; app: Companion }[] = [];
       const activations: number[] = [];
       for (let i = 0; i < USERS; i++) {
-        // The IQ meters pairing starts (10 in a burst, then 1 a second): past the burst, wait for
+        // The IQ meters pairing starts (20 in a burst, then 5 a second): past the burst, wait for
         // the next token outside the timed part, as a person activating a phone would anyway.
-        if (i >= PAIR_START_BURST) await new Promise((resolve) => setTimeout(resolve, 1_050));
+        if (i >= PAIR_START_BURST) await new Promise((resolve) => setTimeout(resolve, 250));
         const added = await owner.addUser({ iqId, pin: OWNER_PIN, name: `User ${i}`, role: "user" });
         const phone = await app(`user-${i}`);
         const [ms] = await durations(() => phone.activate({ iqId, userId: added.userId, pin: added.initialPin }).then(() => undefined), 1);

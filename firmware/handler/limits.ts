@@ -21,10 +21,8 @@ export const REFUSAL_EVENTS = { capacity: 30, refillPerSecond: 1 / 60 } as const
 /**
  * Budgets for what anyone may send without a key, taken before a request is queued; beyond them
  * requests are dropped unanswered. Reads (`status`, `events.list`): a client polling once a second
- * never meets the limit. Pairing starts: each costs the IQ a CPace computation (~3 ms), and a
- * person pairs a few times a year.
+ * never meets the limit. Pairing starts: pairing-meter.ts.
  */
 export const METERS = {
   reads: { capacity: 20, refillPerSecond: 5 },
-  pairStarts: { capacity: 10, refillPerSecond: 1 },
 } as const;

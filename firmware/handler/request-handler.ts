@@ -31,6 +31,7 @@ import { assertUnexpired } from "./expiry.js";
 import { LANE, Lanes } from "./lanes.js";
 import { METERS, REFUSAL_EVENTS, REQUESTS } from "./limits.js";
 import { Pairing } from "./pairing.js";
+import { PairingMeter } from "./pairing-meter.js";
 import { WrongPinCodes } from "./refusals.js";
 
 /** Ops that read and change nothing: repeating them is harmless, so their answers are not stored. */
@@ -49,7 +50,7 @@ export class RequestHandler {
   private readonly answers: AnswerMemory;
   private readonly lanes = new Lanes(REQUESTS.maxQueued);
   private readonly reads: RateLimiter;
-  private readonly pairStarts: RateLimiter;
+  private readonly pairStarts: PairingMeter;
   /** Junk refusals recorded as events: a burst, then one a minute. */
   private readonly junkEvents: RateLimiter;
   private suppressedRefusals = 0;
@@ -60,7 +61,7 @@ export class RequestHandler {
   ) {
     this.junkEvents = new RateLimiter(ctx.now, REFUSAL_EVENTS);
     this.reads = new RateLimiter(ctx.now, METERS.reads);
-    this.pairStarts = new RateLimiter(ctx.now, METERS.pairStarts);
+    this.pairStarts = new PairingMeter(ctx.now);
     this.challenges = new Challenges(monotonic);
     this.answers = new AnswerMemory(ctx.now);
     this.pairing = new Pairing(ctx, this.challenges, monotonic);
@@ -82,7 +83,7 @@ export class RequestHandler {
     }
     const { op } = parsed.envelope;
     if (READ_ONLY.has(op) && !this.reads.take()) return Promise.resolve(undefined);
-    if (op === "pair.start" && !this.pairStarts.take()) return Promise.resolve(undefined);
+    if (op === "pair.start" && !this.pairStarts.take(parsed.envelope.args.kind, parsed.envelope.args.userId)) return Promise.resolve(undefined);
     const lane = op === "app" ? LANE.sealed : LANE.plain;
     return this.lanes.run(lane, () => this.handle(parsed.envelope, request)) ?? Promise.resolve(undefined);
   };
