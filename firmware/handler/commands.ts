@@ -94,10 +94,13 @@ export class Commands {
       // The app proved its key, so its user is known: a refusal names them (whose command was held back).
       user = await ctx.users.require(app.userId);
       // Freshness first: a held-back command is refused before its PIN is looked at.
-      if (!this.challenges.consume(app.appId, parsed.data.challenge)) {
-        throw parsed.data.challenge === undefined
-          ? new IqError("challenge_required", "this command carries no challenge from the IQ: send it again with the challenge in this answer")
-          : new IqError("challenge_stale", "this command's challenge is used or older than 30 s (held back on the way?): send it again with the challenge in this answer");
+      const { challenge } = parsed.data;
+      const verdict = challenge === undefined ? "unknown" : this.challenges.consume(app.appId, challenge);
+      if (verdict === "unknown") {
+        throw new IqError("challenge_required", "this command carries no live challenge from the IQ (none, or one from before a restart): send it again with the challenge in this answer");
+      }
+      if (verdict === "stale") {
+        throw new IqError("challenge_stale", "this command's challenge is used or older than 30 s (held back on the way?): send it again with the challenge in this answer");
       }
       if (user.role !== "relay") await this.checkPinOf(user, parsed.data.pin, source);
       requireAllowed(user, op);
