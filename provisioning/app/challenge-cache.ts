@@ -18,6 +18,7 @@ interface Cached {
 
 export class ChallengeCache {
   private entries: Record<string, Cached> | undefined;
+  private dirMade = false;
 
   constructor(private readonly file: string) {}
 
@@ -31,7 +32,8 @@ export class ChallengeCache {
     const entries = await this.load();
     entries[iqId] = entry;
     try {
-      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+      if (!this.dirMade) await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+      this.dirMade = true;
       await writeFile(this.file, JSON.stringify(entries), { mode: 0o600 });
     } catch {
       // Best effort: the next command then takes one more round trip.
