@@ -17,13 +17,15 @@ export class HandlerRequester implements Requester {
 
   constructor(
     private readonly hub: Hub,
+    /** The app's clock, which dates each request's expiry. */
+    private readonly now: () => number = Date.now,
     private readonly via: "mqtt" | "ble" = "ble",
     private readonly clientId = `in-process-${Math.random().toString(16).slice(2, 10)}`,
   ) {}
 
   async request<T>(iqId: string, request: OutgoingRequest, accept: AcceptAnswer<T>): Promise<T> {
     const replyTo = responseTopic(topicsFor(iqId, this.topicPrefix), this.clientId);
-    const envelope = JSON.stringify({ v: PROTOCOL_VERSION, id: request.id, op: request.op, replyTo, expiresAt: Date.now() + 30_000, args: request.args });
+    const envelope = JSON.stringify({ v: PROTOCOL_VERSION, id: request.id, op: request.op, replyTo, expiresAt: this.now() + 30_000, args: request.args });
     this.sent.push(envelope);
     const response = await this.hub.requests.sink({ payload: Buffer.from(envelope), via: this.via });
     if (response === undefined) throw new AppError("no_answer", `IQ ${iqId} dropped the request`);

@@ -10,6 +10,7 @@ import { validateCode } from "../../../provisioning/crypto/code.js";
 import { fromB64u } from "../../../provisioning/pairing.js";
 import { startTestHub, type TestHub } from "../../support/hub.js";
 import { HandlerRequester } from "../../support/in-process.js";
+import { AppError } from "../../../provisioning/app/errors.js";
 import { tempHome } from "./temp-home.js";
 
 const OWNER_PIN = "248613";
@@ -27,7 +28,7 @@ async function iq(): Promise<TestHub> {
 }
 
 function phone(hub: TestHub, name: string) {
-  const wire = new HandlerRequester(hub.hub);
+  const wire = new HandlerRequester(hub.hub, hub.now);
   const profile = Profile.at({ home: tempHome(), name });
   return { app: new Companion({ profile, client: wire, now: hub.now }), profile, wire };
 }
@@ -242,3 +243,51 @@ describe("Companion: Codes, the relay, resets and backups", () => {
     await expect(alice.app.restore({ iqId, pin: OWNER_PIN })).rejects.toMatchObject({ code: "backup_missing" });
   });
 });
+
+describe("Companion: what v2 adds around a command", () => {
+  it("an Office Mode off that is not acknowledged is sent again; never acknowledged, the state is reported unknown", async () => {
+    const { hub, alice, iqId } = await claimed();
+    await alice.app.office({ iqId, pin: OWNER_PIN, on: true });
+    // The answers are lost on the way twice (the command itself arrives): the third try is acknowledged.
+    const lossy = new DroppingRequester(hub, 2);
+    const app = new Companion({ profile: alice.profile, client: lossy, now: hub.now });
+    expect(await app.office({ iqId, pin: OWNER_PIN, on: false })).toEqual({ lock: "door", officeMode: false });
+    expect(lossy.tries).toBe(3);
+    // Never acknowledged: the app says what it knows.
+    await app.office({ iqId, pin: OWNER_PIN, on: true }).catch(() => undefined);
+    const silent = new Companion({ profile: alice.profile, client: new DroppingRequester(hub, Infinity), now: hub.now });
+    await expect(silent.office({ iqId, pin: OWNER_PIN, on: false })).rejects.toMatchObject({
+      code: "office_state_unknown",
+      message: expect.stringContaining("the door may be held open") as string,
+    });
+  });
+
+  it("an initial PIN not used within initialPinValidDays no longer activates; a new one does", async () => {
+    const { hub, alice, iqId } = await claimed();
+    const added = await alice.app.addUser({ iqId, pin: OWNER_PIN, name: "Dave", role: "user" });
+    hub.advance(7 * 24 * 60 * 60_000 + 60_000);
+    const dave = phone(hub, "dave");
+    await expect(dave.app.activate({ iqId, userId: added.userId, pin: added.initialPin })).rejects.toMatchObject({ code: "initial_pin_expired" });
+    const renewed = await alice.app.resetPin({ iqId, pin: OWNER_PIN, userId: added.userId });
+    expect(await dave.app.activate({ iqId, userId: added.userId, pin: renewed.initialPin })).toMatchObject({ name: "Dave" });
+  });
+});
+
+/** Hands requests to the hub but loses the first `drop` answers (no_answer), as a lossy link would. */
+class DroppingRequester extends HandlerRequester {
+  tries = 0;
+
+  constructor(
+    hub: TestHub,
+    private drop: number,
+  ) {
+    super(hub.hub, hub.now);
+  }
+
+  override async request<T>(...args: Parameters<HandlerRequester["request"]>): Promise<T> {
+    this.tries += 1;
+    const outcome = (await super.request(...args)) as T;
+    if (this.drop-- > 0) throw new AppError("no_answer", "the answer was lost on the way");
+    return outcome;
+  }
+}
