@@ -9,17 +9,23 @@ import { DEFAULT_TOPIC_PREFIX, responseTopic } from "../../../provisioning/proto
 import { freePort, startTestBroker } from "../../support/broker.js";
 import { collect, connectClient, echoSink, eventually, publishRetained, requestText, retainedOn, startHubTransport } from "../../support/mqtt.js";
 
+/** A hub transport behind its embedded broker, and a 3.1.1 app listening on its reply topic. */
+async function embeddedHubWithApp(clientId: string) {
+  const port = await freePort();
+  const sink = echoSink();
+  const hub = await startHubTransport({ mqtt: { embeddedPort: port }, onRequest: sink });
+  await eventually(() => expect(hub.connection).toEqual([true]));
+  const url = `mqtt://127.0.0.1:${port}`;
+  const app = await connectClient(url, { protocolVersion: 4 });
+  const { topics } = hub.transport;
+  const replyTo = responseTopic(topics, clientId);
+  const responses = await collect(app, replyTo);
+  return { app, topics, replyTo, responses, url, sink };
+}
+
 describe("starting the MQTT transport", () => {
   it("with no mqtt.url the hub runs an embedded broker on loopback that a 3.1.1 client can use", async () => {
-    const port = await freePort();
-    const sink = echoSink();
-    const hub = await startHubTransport({ mqtt: { embeddedPort: port }, onRequest: sink });
-    await eventually(() => expect(hub.connection).toEqual([true]));
-    const url = `mqtt://127.0.0.1:${port}`;
-    const app = await connectClient(url, { protocolVersion: 4 });
-    const { topics } = hub.transport;
-    const replyTo = responseTopic(topics, "app-e");
-    const responses = await collect(app, replyTo);
+    const { app, topics, replyTo, responses } = await embeddedHubWithApp("app-e");
     const availability = await collect(app, topics.availability);
 
     await app.publishAsync(topics.requests, requestText("e1", replyTo), { qos: 1 });
@@ -29,15 +35,7 @@ describe("starting the MQTT transport", () => {
   });
 
   it("the embedded broker refuses a retained request (it would reach the hub as a live one) and closes its sender", async () => {
-    const port = await freePort();
-    const sink = echoSink();
-    const hub = await startHubTransport({ mqtt: { embeddedPort: port }, onRequest: sink });
-    await eventually(() => expect(hub.connection).toEqual([true]));
-    const url = `mqtt://127.0.0.1:${port}`;
-    const app = await connectClient(url, { protocolVersion: 4 });
-    const { topics } = hub.transport;
-    const replyTo = responseTopic(topics, "app-er");
-    const responses = await collect(app, replyTo);
+    const { app, topics, replyTo, responses, url, sink } = await embeddedHubWithApp("app-er");
 
     await publishRetained(url, topics.requests, requestText("retained", replyTo));
     await app.publishAsync(topics.requests, requestText("live", replyTo), { qos: 1 });
