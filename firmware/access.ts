@@ -7,6 +7,7 @@
 import type { Relay } from "../hal/relay.js";
 import type { Audit, AuditEventInput, EventSource } from "./audit.js";
 import { IqError } from "./errors.js";
+import type { StoreOp } from "./store.js";
 import type { Lifecycle } from "./lifecycle.js";
 
 export interface Actor {
@@ -36,10 +37,13 @@ export class Access {
     return this.office.has(lock);
   }
 
-  /** Pulses the lock; resolves once the event is on disk and the relay has opened. */
-  async open(lock: string, actor: Actor): Promise<{ lock: string; officeMode: boolean }> {
+  /**
+   * Pulses the lock; resolves once the event (with `spend`: the Code counter the opening uses up,
+   * in the same synced batch) is on disk and the relay has opened.
+   */
+  async open(lock: string, actor: Actor, spend: readonly StoreOp[] = []): Promise<{ lock: string; officeMode: boolean }> {
     const relay = this.relay(lock);
-    await this.recordThenCheck({ type: "opened", source: actor.source, user: actor.userId, lock });
+    await this.recordThenCheck({ type: "opened", source: actor.source, user: actor.userId, lock }, spend);
     this.pulsing.add(lock);
     const pulse = relay.pulse();
     this.lifecycle.setOpening(true);
@@ -50,9 +54,9 @@ export class Access {
     return { lock, officeMode: this.office.has(lock) };
   }
 
-  async setOfficeMode(lock: string, on: boolean, actor: Actor): Promise<{ lock: string; officeMode: boolean }> {
+  async setOfficeMode(lock: string, on: boolean, actor: Actor, spend: readonly StoreOp[] = []): Promise<{ lock: string; officeMode: boolean }> {
     const relay = this.relay(lock);
-    await this.recordThenCheck({ type: on ? "office_on" : "office_off", source: actor.source, user: actor.userId, lock });
+    await this.recordThenCheck({ type: on ? "office_on" : "office_off", source: actor.source, user: actor.userId, lock }, spend);
     if (on) {
       this.office.add(lock);
       relay.hold();
@@ -78,9 +82,9 @@ export class Access {
    * The decision is on disk before the relay moves; if every lock was forced safe meanwhile (a
    * factory reset began while the event was being written), the relay does not move at all.
    */
-  private async recordThenCheck(event: AuditEventInput): Promise<void> {
+  private async recordThenCheck(event: AuditEventInput, alongside: readonly StoreOp[]): Promise<void> {
     const epoch = this.epoch;
-    await this.audit().record(event);
+    await this.audit().record(event, alongside);
     if (epoch !== this.epoch || this.lifecycle.phase !== "activated") {
       throw new IqError("resetting", "the IQ is being reset: nothing opens now");
     }

@@ -5,7 +5,7 @@
  * the broker acknowledges. The next sequence number is derived from the last stored event, so
  * there is no separate counter that could drift from the log.
  */
-import type { Store } from "./store.js";
+import type { Store, StoreOp } from "./store.js";
 
 export type EventSource = "web" | "app" | "ble" | "button" | "system";
 
@@ -46,9 +46,13 @@ export class Audit {
     return new Audit(store, maxEvents, now, last === undefined ? 0 : Number(last));
   }
 
-  /** Records an event durably; resolves once it is on disk. Concurrent calls are serialised. */
-  record(input: AuditEventInput): Promise<AuditEvent> {
-    const result = this.tail.then(() => this.append(input));
+  /**
+   * Records an event durably; resolves once it is on disk. Concurrent calls are serialised.
+   * `alongside`: writes that must land in the same synced batch (the Code counter that an opening
+   * spends), so one fsync covers both and a crash keeps both or neither.
+   */
+  record(input: AuditEventInput, alongside: readonly StoreOp[] = []): Promise<AuditEvent> {
+    const result = this.tail.then(() => this.append(input, alongside));
     this.tail = result.catch(() => undefined);
     return result;
   }
@@ -81,13 +85,14 @@ export class Audit {
     await this.store.del("outbox", seqKey(seq));
   }
 
-  private async append(input: AuditEventInput): Promise<AuditEvent> {
+  private async append(input: AuditEventInput, alongside: readonly StoreOp[]): Promise<AuditEvent> {
     const seq = this.lastSeq + 1;
     const event: AuditEvent = { seq, at: new Date(this.now()).toISOString(), ...input };
     const key = seqKey(seq);
     await this.store.commit([
       { type: "put", in: "events", key, value: event },
       { type: "put", in: "outbox", key, value: event },
+      ...alongside,
     ]);
     this.lastSeq = seq;
     // The outbox keeps its own copy, so trimming the log never drops an undelivered event.

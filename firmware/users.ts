@@ -153,7 +153,12 @@ export class Users {
 
   /** Persists an app's counters: called before acting on what they admitted, so nothing runs twice. */
   async saveApp(record: AppRecord): Promise<void> {
-    await this.secrets.put(appKey(record.appId), record);
+    await this.store.commit([this.saveAppOp(record)]);
+  }
+
+  /** The same write, to commit in one batch with the event of what it admitted. */
+  saveAppOp(record: AppRecord): StoreOp {
+    return this.secrets.sealOp(appKey(record.appId), record);
   }
 
   private appDeleteOps(appId: string): StoreOp[] {

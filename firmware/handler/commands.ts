@@ -218,12 +218,12 @@ export class Commands {
     ctx.access.requireLock(args.lock);
     const actor = { userId: user.userId, source: "web" as const };
     if (op === "web.open") {
-      await acceptUserCode(ctx, this.wrongPins, { user, purpose: "open", code: args.code, source: "web", lock: args.lock });
-      return ctx.access.open(args.lock, actor);
+      const spend = await acceptUserCode(ctx, this.wrongPins, { user, purpose: "open", code: args.code, source: "web", lock: args.lock });
+      return ctx.access.open(args.lock, actor, [spend]);
     }
     const on = args.on === true;
-    await acceptUserCode(ctx, this.wrongPins, { user, purpose: on ? "office_on" : "office_off", code: args.code, source: "web", lock: args.lock });
-    return ctx.access.setOfficeMode(args.lock, on, actor);
+    const spend = await acceptUserCode(ctx, this.wrongPins, { user, purpose: on ? "office_on" : "office_off", code: args.code, source: "web", lock: args.lock });
+    return ctx.access.setOfficeMode(args.lock, on, actor, [spend]);
   }
 
   /** The user's apps, invitation and challenges are gone with their PIN (reset) or with them. */
@@ -239,9 +239,10 @@ export class Commands {
       throw new IqError("forbidden", "the Owner changes their own PIN with 'pin change'; a forgotten Owner PIN needs a factory reset");
     }
     const target = await ctx.users.require(args.userId);
-    await acceptUserCode(ctx, this.wrongPins, { user: caller.user, purpose: "owner_reset", code: args.code, source: caller.source });
+    const spend = await acceptUserCode(ctx, this.wrongPins, { user: caller.user, purpose: "owner_reset", code: args.code, source: caller.source });
     const appIds = await ctx.users.appIds(target.userId);
-    const initialPin = await ctx.users.resetPin(target.userId, clearLockoutOps(ctx, target.userId));
+    // The Code's counter is spent in the same batch as the reset it authorises.
+    const initialPin = await ctx.users.resetPin(target.userId, [...clearLockoutOps(ctx, target.userId), spend]);
     this.forgetUser(target.userId, appIds);
     await ctx.events.record({ type: "pin_reset", source: caller.source, user: caller.user.userId, details: { userId: target.userId } });
     return { userId: target.userId, initialPin };

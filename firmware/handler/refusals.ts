@@ -127,7 +127,12 @@ export interface CodeAttempt {
   lock?: string;
 }
 
-export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, attempt: CodeAttempt): Promise<AppRecord> {
+/**
+ * Checks a Code; on success returns the write that spends its counter. The caller commits it
+ * before it acts (with the event of the action, in one synced batch): that is what makes the Code
+ * single-use, and nothing but the one request in flight runs meanwhile.
+ */
+export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, attempt: CodeAttempt): Promise<StoreOp> {
   const { user, purpose, code, source, lock } = attempt;
   const apps = await ctx.users.apps(user.userId);
   if (apps.length === 0) throw new IqError("not_activated", `user ${user.userId} has no activated app on this IQ`);
@@ -150,10 +155,8 @@ export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, a
   });
   if (verdict.ok) {
     const app = apps.find((a) => a.appId === verdict.appId)!;
-    const updated = { ...app, codeCounter: verdict.counter };
-    await ctx.users.saveApp(updated);
     await ctx.lockout.recordSuccess(lockoutKey(user.userId, source));
-    return updated;
+    return ctx.users.saveAppOp({ ...app, codeCounter: verdict.counter });
   }
   // A guess that failed (not a replay, which proves nothing new) spends the web budget.
   if (web && verdict.reason !== "replay") await spendWebBudget(ctx, user);
