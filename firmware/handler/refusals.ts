@@ -11,7 +11,7 @@ import type { EventSource } from "../audit.js";
 import { IqError } from "../errors.js";
 import { PAIR_SUFFIX, type LockoutStatus } from "../lockout.js";
 import type { StoreOp } from "../store.js";
-import type { AppRecord, PinRecord, User } from "../users.js";
+import type { PinRecord, User } from "../users.js";
 import type { IqContext } from "./context.js";
 import { WEB_BUDGET } from "./web-budget.js";
 
