@@ -147,7 +147,11 @@ else
   fi
   echo "building a copy of $checkout as $builder: $build_steps"
   source_tar | as_builder tar -C "$staging" -xf -
-  as_builder env HOME="$home" ${nodedir:+npm_config_nodedir=$nodedir} sh -euc '
+  # A clean environment: root's npm_config_* (cache, userconfig) must not reach the build; the
+  # build user's own ~/.npmrc applies. Proxies pass, for sites that need one.
+  proxies=$(env | grep -iE '^(https?|no)_proxy=' || true)
+  # shellcheck disable=SC2086 # $proxies: one NAME=value per word
+  as_builder env -i HOME="$home" PATH="$PATH" LANG=C.UTF-8 $proxies ${nodedir:+npm_config_nodedir=$nodedir} sh -euc '
     cd "$1"
     shift
     npm ci --ignore-scripts --no-audit --no-fund
