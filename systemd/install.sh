@@ -150,7 +150,7 @@ else
   # A clean environment: root's npm_config_* (cache, userconfig) must not reach the build; the
   # build user's own ~/.npmrc applies. Proxies pass, for sites that need one.
   proxies=$(env | grep -iE '^(https?|no)_proxy=' || true)
-  # shellcheck disable=SC2086 # $proxies: one NAME=value per word
+  # $proxies unquoted on purpose: one NAME=value per word.
   as_builder env -i HOME="$home" PATH="$PATH" LANG=C.UTF-8 $proxies ${nodedir:+npm_config_nodedir=$nodedir} sh -euc '
     cd "$1"
     shift
