@@ -138,6 +138,7 @@ else
     if [ "$(id -u)" = 0 ]; then runuser -u "$builder" -- "$@"; else "$@"; fi
   }
   staging=$(as_builder mktemp -d "${TMPDIR:-/tmp}/iq-hub-build.XXXXXX")
+  # Removed on failure here, on success after the copy (exec below would skip an EXIT trap).
   trap 'rm -rf "$staging"' EXIT
   home=$(getent passwd "$builder" | cut -d: -f6)
   # npm needs a writable home for its cache; a system user has none.
@@ -178,7 +179,8 @@ else
   chmod 755 "$target.iq-hub-new"
   if [ -e "$target" ]; then mv "$target" "$target.iq-hub-old"; fi
   mv "$target.iq-hub-new" "$target"
-  rm -rf "$target.iq-hub-old"
+  rm -rf "$target.iq-hub-old" "$staging"
+  trap - EXIT
 fi
 
 # The system changes: by the installed copy, or in a dry run by whichever build exists.

@@ -3,9 +3,9 @@
  * with npm (from the registry or its cache), so that test takes a minute or two.
  */
 import { execFile } from "node:child_process";
-import { lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it, onTestFinished } from "vitest";
 
@@ -78,9 +78,20 @@ describe("systemd/install.sh", () => {
     "builds as an unprivileged user into a prefix only root can write, with the natives rebuilt and no devDependencies; a second run changes nothing",
     async () => {
       const root = await tempRoot();
-      // A Pi's boot partition, so that the output holds no note about a missing config.txt.
-      await mkdir(join(root, "boot/firmware"), { recursive: true });
-      await writeFile(join(root, "boot/firmware/config.txt"), "");
+      // A Pi where the accounts and the enabled link exist (commands are only printed under --root),
+      // with a boot partition, so that the second run has nothing at all to say.
+      const system = {
+        "boot/firmware/config.txt": "",
+        "etc/passwd": "root:x:0:0:root:/root:/bin/bash\niq-hub:x:999:999::/nonexistent:/usr/sbin/nologin\n",
+        "etc/group": "root:x:0:\ngpio:x:997:iq-hub\nbluetooth:x:112:iq-hub\niq-hub:x:999:\n",
+      };
+      for (const [path, text] of Object.entries(system)) {
+        await mkdir(dirname(join(root, path)), { recursive: true });
+        await writeFile(join(root, path), text);
+      }
+      const link = join(root, "etc/systemd/system/multi-user.target.wants/iq-hub.service");
+      await mkdir(dirname(link), { recursive: true });
+      await symlink("/etc/systemd/system/iq-hub.service", link);
       const before = await snapshot(REPO);
       const first = await installSh("--root", root, "--node", "/usr/bin/node");
       expect(first, first.stderr).toMatchObject({ code: 0 });
@@ -95,8 +106,10 @@ describe("systemd/install.sh", () => {
         expect(entry.uid, path).toBe(process.getuid?.());
         expect(entry.mode & 0o022, path).toBe(0);
       }
-      // Only what the hub runs on: the build's tools were pruned.
+      // Only what the hub runs on: the build's tools were pruned. The staging copy is gone.
       await expect(stat(join(prefix, "node_modules/typescript"))).rejects.toThrow(/ENOENT/);
+      const staged = /building a copy of \S+ as/.test(first.stdout) ? await readdir(tmpdir()) : [];
+      expect(staged.filter((name) => name.startsWith("iq-hub-build."))).toEqual([]);
 
       const second = await installSh("--root", root, "--node", "/usr/bin/node");
       expect(second, second.stderr).toMatchObject({ code: 0 });
