@@ -31,6 +31,8 @@ export const BLOCK_BEGIN = "# BEGIN iq-hub (managed by systemd/install.ts; edit 
 export const BLOCK_END = "# END iq-hub";
 /** Matches a block written by any version of this installer, whatever its marker said then. */
 const BEGIN_PREFIX = "# BEGIN iq-hub";
+/** Exists only while systemd runs the system (sd_booted(3)). */
+const SYSTEMD_RUNNING = "/run/systemd/system";
 /** The companion CLI for every user of the Pi, pointing at the installed build. */
 const IQ_COMMAND = "/usr/local/bin/iq";
 /** Marks the iq command as this installer's: one without it is someone else's and is left alone. */
@@ -309,11 +311,17 @@ export async function plan(options: InstallOptions): Promise<Plan> {
 
   const unitBefore = await readOptional(at(UNIT_FILE));
   const unitChanged = unitBefore !== unit;
-  const systemctl: Change[] = unitChanged ? [run("systemctl", "daemon-reload")] : [];
+  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
+  // start and restart fail; enabling works offline, and the service starts at the next boot.
+  const booted = existsSync(at(SYSTEMD_RUNNING));
+  const systemctl: Change[] = unitChanged && booted ? [run("systemctl", "daemon-reload")] : [];
   // lstat, not exists: the link is absolute, and under --root following it would leave the tree.
   const enabled = await lstat(at(ENABLED_LINK)).then(() => true, () => false);
-  if (!enabled) systemctl.push(run("systemctl", "enable", "--now", "iq-hub.service"));
-  else if (unitChanged) systemctl.push(run("systemctl", "restart", "iq-hub.service"));
+  if (!enabled && booted) systemctl.push(run("systemctl", "enable", "--now", "iq-hub.service"));
+  else if (!enabled) {
+    systemctl.push(run("systemctl", "enable", "iq-hub.service"));
+    notes.push(`systemd is not running here (${SYSTEMD_RUNNING} is missing: a chroot or an image being built): the service is enabled and starts at the next boot`);
+  } else if (unitChanged && booted) systemctl.push(run("systemctl", "restart", "iq-hub.service"));
 
   const changes = [
     ...accountCommands(await readAccounts(at)),

@@ -78,7 +78,7 @@ describe("systemd/install.sh", () => {
     "builds as an unprivileged user into a prefix only root can write, with the natives rebuilt and no devDependencies; a second run changes nothing",
     async () => {
       const root = await tempRoot();
-      // A Pi where the accounts and the enabled link exist (commands are only printed under --root),
+      // A running Pi where the accounts and the enabled link exist (commands are only printed under --root),
       // with a boot partition, so that the second run has nothing at all to say.
       const system = {
         "boot/firmware/config.txt": "",
@@ -89,6 +89,7 @@ describe("systemd/install.sh", () => {
         await mkdir(dirname(join(root, path)), { recursive: true });
         await writeFile(join(root, path), text);
       }
+      await mkdir(join(root, "run/systemd/system"), { recursive: true });
       const link = join(root, "etc/systemd/system/multi-user.target.wants/iq-hub.service");
       await mkdir(dirname(link), { recursive: true });
       await symlink("/etc/systemd/system/iq-hub.service", link);

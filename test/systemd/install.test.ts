@@ -20,14 +20,15 @@ afterEach(async () => {
   await Promise.all(roots.splice(0).map((root) => rm(root, { recursive: true, force: true })));
 });
 
-/** A temp tree holding a built checkout in /opt/iq-hub plus `files`. */
-async function tree(files: Record<string, string> = {}): Promise<string> {
+/** A temp tree holding a built checkout in /opt/iq-hub plus `files`; `booted`: systemd runs it, as on a Pi. */
+async function tree(files: Record<string, string> = {}, booted = true): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), "iq-hub-install-"));
   roots.push(root);
   for (const [path, text] of Object.entries({ "opt/iq-hub/dist/firmware/main.js": "", ...files })) {
     await mkdir(dirname(join(root, path)), { recursive: true });
     await writeFile(join(root, path), text);
   }
+  if (booted) await mkdir(join(root, "run/systemd/system"), { recursive: true });
   return root;
 }
 
@@ -106,6 +107,18 @@ describe("installer", () => {
     expect(second).toEqual({ code: 0, out: ["nothing to change"] });
     const after = await Promise.all(files.map((path) => readFile(join(root, path))));
     after.forEach((bytes, i) => expect(bytes.equals(before[i]!), files[i]).toBe(true));
+  });
+
+  it("where systemd does not run (a chroot, an image being built) it only enables the unit, and says so", async () => {
+    const root = await tree({ [BOOT_CONFIG]: STOCK_CONFIG_TXT, ...INSTALLED_SYSTEM }, false);
+    const { code, out } = await install(root);
+    expect(code).toBe(0);
+    expect(out.filter((line) => line.startsWith("run: systemctl"))).toEqual(["run: systemctl enable iq-hub.service"]);
+    expect(out).toContain(
+      "note: systemd is not running here (/run/systemd/system is missing: a chroot or an image being built): the service is enabled and starts at the next boot",
+    );
+    await enable(root);
+    expect((await install(root)).out).toEqual(["nothing to change"]);
   });
 
   it("an old managed block is replaced in place, other lines stay, and exactly one block remains", async () => {
