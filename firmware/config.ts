@@ -57,13 +57,29 @@ const buttonSchema = z
     message: "must be longer than button.resetArmMs",
   });
 
+/** 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach. */
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 const mqttSchema = z.strictObject({
   /** mqtt://, mqtts://, ws:// or wss:// URL of the broker. Absent: the hub runs an embedded broker. */
   url: z
     .string()
     .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, "a URL such as mqtt://host:1883 or mqtts://host:8883")
     .optional(),
-  embeddedHost: z.string().default("127.0.0.1"),
+  /**
+   * Loopback only: the embedded broker (aedes) has no authentication configured, so on any other
+   * address anyone on the network could send requests and read events. A LAN needs mqtt.url.
+   */
+  embeddedHost: z
+    .string()
+    .refine(isLoopbackHost, {
+      message:
+        "the embedded broker has no authentication, so it listens on loopback only (127.0.0.1, ::1 or localhost); " +
+        'to reach the hub from the LAN, run a broker with TLS and passwords and set mqtt.url (README: "A broker of your own")',
+    })
+    .default("127.0.0.1"),
   embeddedPort: z.number().int().min(1).max(65_535).default(1883),
   username: z.string().optional(),
   password: z.string().optional(),

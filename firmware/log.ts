@@ -24,9 +24,17 @@ export interface LoggerOptions {
   timestamps?: boolean;
 }
 
+/** `scheme://user:password@` in any URL: a broker URL may carry its credentials, and logs are widely readable. */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*):[^\s@/]*@/gi;
+
+/** Hides the password of every URL in `text`, keeping the user name so the log still says who connected. */
+function redactUrlPasswords(text: string): string {
+  return text.replace(URL_PASSWORD, "$1:***@");
+}
+
 function formatValue(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.message);
-  const text = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+  if (value instanceof Error) return JSON.stringify(redactUrlPasswords(value.message));
+  const text = redactUrlPasswords(typeof value === "string" ? value : (JSON.stringify(value) ?? String(value)));
   return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
 }
 
@@ -40,7 +48,7 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${formatValue(v)}`);
     const head = timestamps ? `${new Date().toISOString().slice(11, 23)} ${level.toUpperCase().padEnd(5)}` : `level=${level}`;
-    write([head, timestamps ? msg : `msg=${formatValue(msg)}`, ...pairs].join(" "));
+    write([head, timestamps ? redactUrlPasswords(msg) : `msg=${formatValue(msg)}`, ...pairs].join(" "));
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -126,13 +126,50 @@ export class TerminalSimulator {
 
   private draw(): void {
     const { color } = this.hub.led.current();
-    const state = this.hub.lifecycle.state;
-    const relays = [...this.hub.locks]
-      .map(([name, relay]) => `${name}: ${relay.isUnlocked ? "\x1b[92mUNLOCKED\x1b[0m" : "locked"}`)
-      .join("  ");
-    const held = this.buttonDownSince === undefined ? "up" : `DOWN ${((Date.now() - this.buttonDownSince) / 1000).toFixed(1)} s`;
-    this.io.output.write(
-      `\r\x1b[KLED ${ANSI[color]} ${describePattern(LED_TABLE[state]).padEnd(22)} │ ${state.padEnd(13)} │ ${relays} │ button: ${held}`,
+    const line = renderStatusLine(
+      {
+        color,
+        pattern: describePattern(LED_TABLE[this.hub.lifecycle.state]),
+        locks: [...this.hub.locks].map(([name, relay]) => ({ name, unlocked: relay.isUnlocked })),
+        heldMs: this.buttonDownSince === undefined ? undefined : Date.now() - this.buttonDownSince,
+      },
+      this.io.output.columns ?? DEFAULT_COLUMNS,
     );
+    this.io.output.write(`\r\x1b[K${line}`);
   }
+}
+
+const DEFAULT_COLUMNS = 80;
+const SEPARATOR = " │ ";
+
+export interface StatusView {
+  color: Color;
+  /** The LED pattern in words (describePattern). */
+  pattern: string;
+  locks: { name: string; unlocked: boolean }[];
+  /** How long the button has been held down, or undefined when it is up. */
+  heldMs: number | undefined;
+}
+
+/**
+ * The status line, at most `columns - 1` characters wide: a line that wraps is no longer redrawn
+ * in place by `\r`, so every redraw (ten a second while the button is held) would add a row and
+ * scroll away the log line that says "release now". The keys for the button's current position
+ * are always shown; the locks give way (cut with "…") when there is no room, then the pattern's words.
+ */
+export function renderStatusLine(view: StatusView, columns: number): string {
+  const button = view.heldMs === undefined ? "button up" : `held ${(view.heldMs / 1000).toFixed(1)}s`;
+  const keys =
+    view.heldMs === undefined
+    ? `[${SIMULATOR_KEYS.toggleButton}]hold [${SIMULATOR_KEYS.shortPress}]press [${SIMULATOR_KEYS.quit}]quit`
+    : `[${SIMULATOR_KEYS.toggleButton}]release [${SIMULATOR_KEYS.quit}]quit`;
+  const roomBeside = (led: string) => columns - 1 - [led, button, keys].join(SEPARATOR).length - SEPARATOR.length;
+  // In a narrow terminal the pattern's words go too; the coloured dot stays.
+  const led = roomBeside(`● ${view.pattern}`) > 1 ? `● ${view.pattern}` : "●";
+  const room = roomBeside(led);
+  let locks = view.locks.map(({ name, unlocked }) => `${name} ${unlocked ? "UNLOCKED" : "locked"}`).join("  ");
+  if (locks.length > room) locks = room > 1 ? `${locks.slice(0, room - 1)}…` : "";
+  const plain = [led, ...(locks === "" ? [] : [locks]), button, keys].join(SEPARATOR);
+  // Colour only after measuring: escape sequences take no columns.
+  return ANSI[view.color] + plain.slice(1).replace(/\bUNLOCKED\b/g, "\x1b[92mUNLOCKED\x1b[0m");
 }

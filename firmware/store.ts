@@ -4,7 +4,7 @@
  * secrets, counters) use `sync: true` so they are on disk before the hub acts on them.
  */
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Level } from "level";
 import { IqError } from "./errors.js";
 
@@ -42,8 +42,16 @@ export class Store {
     try {
       await db.open();
     } catch (err) {
-      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
-      throw new IqError("store_unavailable", `cannot open the store at ${dir}: ${cause}`, { dir });
+      const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+      // LevelDB's lock file: another process (a second `npm start`, or the service) has this store open.
+      if (cause?.code === "LEVEL_LOCKED") {
+        throw new IqError(
+          "hub_already_running",
+          `a hub is already running with this state dir (${resolve(stateDir)}): stop it first, or give this one another stateDir`,
+          { dir },
+        );
+      }
+      throw new IqError("store_unavailable", `cannot open the store at ${dir}: ${cause?.message ?? (err as Error).message}`, { dir });
     }
     const levels = Object.fromEntries(
       SUBLEVELS.map((name) => [name, db.sublevel<string, Json>(name, { valueEncoding: "json" })]),

@@ -2,11 +2,13 @@
  * Installs the hub as a systemd service on a Raspberry Pi: the service user, the owner's config
  * (written only when absent), the pins' pulls and boot levels in config.txt, and the unit.
  * `plan()` reads the target and lists only what differs; `apply()` makes exactly those changes,
- * so a second run finds nothing to change. Run it through systemd/install.sh, which builds first.
+ * so a second run finds nothing to change. Run it through systemd/install.sh, which builds the
+ * checkout as an unprivileged user, installs the build root-owned into the prefix, and runs the
+ * prefix's copy of this file.
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs, promisify } from "node:util";
@@ -29,18 +31,26 @@ export const BLOCK_BEGIN = "# BEGIN iq-hub (managed by systemd/install.ts; edit 
 export const BLOCK_END = "# END iq-hub";
 /** Matches a block written by any version of this installer, whatever its marker said then. */
 const BEGIN_PREFIX = "# BEGIN iq-hub";
+/** Exists only while systemd runs the system (sd_booted(3)). */
+const SYSTEMD_RUNNING = "/run/systemd/system";
+/** The companion CLI for every user of the Pi, pointing at the installed build. */
+const IQ_COMMAND = "/usr/local/bin/iq";
+/** Marks the iq command as this installer's: one without it is someone else's and is left alone. */
+const IQ_COMMAND_MARK = "# iq-hub: the companion CLI of the installed hub (written by systemd/install.ts)";
 /** ProtectHome=yes hides these from the service: code or node there would fail with 203/EXEC. */
 const HIDDEN_FROM_SERVICE = ["/home", "/root", "/run/user"];
 
 export interface InstallOptions {
   /** "/" for this system. Any other directory is a tree to install into: commands are only printed. */
   root: string;
-  /** The built checkout the service runs (`<prefix>/dist/firmware/main.js`). */
+  /** The installed build the service runs (`<prefix>/dist/firmware/main.js`), root-owned. */
   prefix: string;
   /** The node binary for ExecStart. */
   node: string;
   /** A config to take the pins from and install when /etc/iq-hub/config.json is absent (--config). */
   configFile?: string | undefined;
+  /** Only looking: a prefix not built yet is a note, not an error (install.sh builds it first). */
+  dryRun?: boolean;
 }
 
 export type Change =
@@ -79,6 +89,56 @@ export function renderUnit(template: string, { node, prefix }: Pick<InstallOptio
     }
   }
   return template.replaceAll("@NODE@", node).replaceAll("@PREFIX@", prefix);
+}
+
+/** `iq` on PATH: runs the installed launcher with the service's node. Paths are checked by renderUnit. */
+export function renderIqCommand({ node, prefix }: Pick<InstallOptions, "node" | "prefix">): string {
+  return `#!/bin/sh\n${IQ_COMMAND_MARK}\nexec ${node} ${prefix}/bin/iq.js "$@"\n`;
+}
+
+/**
+ * Root runs the prefix's code (the unit, the relock, this installer) and the node binary. Anyone
+ * else who can write to one of them, or to a directory above it, can replace what root runs:
+ * such a path is refused. Under --root the tree belongs to whoever runs the installer.
+ */
+function assertOnlyRootCanWrite(options: InstallOptions, what: string, path: string, entry: { uid: number; mode: number }): void {
+  const owner = options.root === "/" ? 0 : (process.getuid?.() ?? 0);
+  const mode = (entry.mode & 0o7777).toString(8).padStart(4, "0");
+  const problem = entry.uid !== owner ? `is owned by uid ${entry.uid}` : (entry.mode & 0o022) !== 0 ? `is writable by others (mode ${mode})` : undefined;
+  if (problem === undefined) return;
+  throw new IqError(
+    "install_unsafe_path",
+    `${what}: ${path} ${problem}, so someone other than root could change what root runs. ` +
+      `Fix: sudo chown root:root ${path} && sudo chmod go-w ${path}`,
+  );
+}
+
+/** `path` and every directory above it that exists. */
+async function assertPathOnlyRootCanWrite(options: InstallOptions, what: string, path: string): Promise<void> {
+  for (let dir = path; ; dir = dirname(dir)) {
+    const entry = await stat(join(options.root, dir)).catch(() => undefined);
+    if (entry !== undefined) assertOnlyRootCanWrite(options, what, dir, entry);
+    if (dir === "/") return;
+  }
+}
+
+/** The prefix, the directories above it, and everything in it (symlinks carry no permissions of their own). */
+async function assertPrefixOnlyRootCanWrite(options: InstallOptions): Promise<void> {
+  await assertPathOnlyRootCanWrite(options, "--prefix", options.prefix);
+  const top = join(options.root, options.prefix);
+  for (const entry of await readdir(top, { recursive: true, withFileTypes: true }).catch(() => [])) {
+    if (entry.isSymbolicLink()) continue;
+    const path = join(entry.parentPath, entry.name);
+    assertOnlyRootCanWrite(options, "--prefix", join(options.prefix, path.slice(top.length)), await lstat(path));
+  }
+}
+
+/** The node binary and the file it links to. Under --root a node outside the tree is not checked. */
+async function assertNodeOnlyRootCanWrite(options: InstallOptions): Promise<void> {
+  const inTree = join(options.root, options.node);
+  if (options.root !== "/" && !existsSync(inTree)) return;
+  await assertPathOnlyRootCanWrite(options, "--node", options.node);
+  if (options.root === "/") await assertPathOnlyRootCanWrite(options, "--node", await realpath(options.node));
 }
 
 /** config.txt's drive levels: dh = drive high, dl = drive low. */
@@ -217,14 +277,19 @@ export async function plan(options: InstallOptions): Promise<Plan> {
   const at = (path: string) => join(options.root, path);
   if (UNIT_TEMPLATE === undefined) throw new IqError("install_incomplete", "systemd/iq-hub.service is missing from this checkout");
   const unit = renderUnit(await readFile(UNIT_TEMPLATE, "utf8"), options);
+  const notes: string[] = [];
   const entry = join(options.prefix, "dist/firmware/main.js");
   if (!existsSync(at(entry))) {
-    throw new IqError("install_not_built", `${entry} does not exist: run systemd/install.sh, which builds it, or pass --prefix of a built checkout`);
+    if (options.dryRun !== true) {
+      throw new IqError("install_not_built", `${entry} does not exist: run systemd/install.sh, which builds and installs it there`);
+    }
+    notes.push(`${entry} does not exist yet: systemd/install.sh builds and installs it there first`);
   }
+  await assertPrefixOnlyRootCanWrite(options);
+  await assertNodeOnlyRootCanWrite(options);
 
   const config = await ownerConfig(options, at(DEFAULT_CONFIG_FILE));
   const block = renderBootBlock(config.pins);
-  const notes: string[] = [];
   const bootConfig = BOOT_CONFIGS.find((path) => existsSync(at(path)));
   const bootChanges: Change[] = [];
   if (bootConfig === undefined) {
@@ -236,18 +301,33 @@ export async function plan(options: InstallOptions): Promise<Plan> {
     bootChanges.push(...writeIfChanged(bootConfig, before, mergeBootBlock(before, block)));
   }
 
+  const iqBefore = await readOptional(at(IQ_COMMAND));
+  const iqCommand: Change[] = [];
+  if (iqBefore !== undefined && !iqBefore.includes(IQ_COMMAND_MARK)) {
+    notes.push(`${IQ_COMMAND} exists and is not iq-hub's: left alone (the CLI is ${options.prefix}/bin/iq.js)`);
+  } else {
+    iqCommand.push(...writeIfChanged(IQ_COMMAND, iqBefore, renderIqCommand(options), 0o755));
+  }
+
   const unitBefore = await readOptional(at(UNIT_FILE));
   const unitChanged = unitBefore !== unit;
-  const systemctl: Change[] = unitChanged ? [run("systemctl", "daemon-reload")] : [];
+  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
+  // start and restart fail; enabling works offline, and the service starts at the next boot.
+  const booted = existsSync(at(SYSTEMD_RUNNING));
+  const systemctl: Change[] = unitChanged && booted ? [run("systemctl", "daemon-reload")] : [];
   // lstat, not exists: the link is absolute, and under --root following it would leave the tree.
   const enabled = await lstat(at(ENABLED_LINK)).then(() => true, () => false);
-  if (!enabled) systemctl.push(run("systemctl", "enable", "--now", "iq-hub.service"));
-  else if (unitChanged) systemctl.push(run("systemctl", "restart", "iq-hub.service"));
+  if (!enabled && booted) systemctl.push(run("systemctl", "enable", "--now", "iq-hub.service"));
+  else if (!enabled) {
+    systemctl.push(run("systemctl", "enable", "iq-hub.service"));
+    notes.push(`systemd is not running here (${SYSTEMD_RUNNING} is missing: a chroot or an image being built): the service is enabled and starts at the next boot`);
+  } else if (unitChanged && booted) systemctl.push(run("systemctl", "restart", "iq-hub.service"));
 
   const changes = [
     ...accountCommands(await readAccounts(at)),
     ...config.changes,
     ...bootChanges,
+    ...iqCommand,
     ...writeIfChanged(UNIT_FILE, unitBefore, unit, 0o644),
     ...systemctl,
   ];
@@ -259,10 +339,11 @@ async function writeAtomically(path: string, text: string, mode: number | undefi
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.iq-hub-new`;
   await rm(temp, { force: true });
-  const file = await open(temp, "wx");
+  // Created with its final mode, so a secret in it is never readable by others, not even briefly.
+  const file = await open(temp, "wx", mode ?? 0o666);
   try {
     await file.writeFile(text);
-    // Explicitly, not through open(): the umask would narrow it. Not on config.txt: FAT refuses chmod.
+    // Again explicitly: the umask may have narrowed it. Not on config.txt: FAT refuses chmod.
     if (mode !== undefined) await file.chmod(mode);
     await file.sync();
   } finally {
@@ -324,19 +405,6 @@ export function describe(change: Change): string[] {
   ];
 }
 
-const USAGE = `Usage: sudo systemd/install.sh [options]
-
-Installs iq-hub as a systemd service. Safe to run again: it changes only what differs.
-
-Options:
-  --dry-run        print every change and command, make none
-  --root DIR       install into the tree DIR instead of / (commands are printed, not run)
-  --prefix DIR     the built checkout the service runs (default /opt/iq-hub)
-  --config FILE    take the pins from FILE and install it as ${DEFAULT_CONFIG_FILE} if that is absent
-                   (default: keep ${DEFAULT_CONFIG_FILE}, or write the defaults)
-  --node PATH      node for ExecStart (default: the node running this, ${process.execPath})
-  --help           print this help`;
-
 function parseOptions(args: readonly string[]) {
   const { values } = parseArgs({
     args: [...args],
@@ -346,7 +414,6 @@ function parseOptions(args: readonly string[]) {
       prefix: { type: "string", default: "/opt/iq-hub" },
       config: { type: "string" },
       node: { type: "string", default: process.execPath },
-      help: { type: "boolean", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -356,8 +423,9 @@ function parseOptions(args: readonly string[]) {
     prefix: values.prefix,
     node: values.node,
     configFile: values.config === undefined ? undefined : resolve(values.config),
+    dryRun: values["dry-run"],
   };
-  return { options, dryRun: values["dry-run"], help: values.help };
+  return options;
 }
 
 /** The command line: prints the plan, applies it unless --dry-run, and says whether to reboot. Returns the exit status. */
@@ -365,18 +433,15 @@ export async function main(
   args: readonly string[],
   say: (line: string) => void = (line) => void process.stdout.write(`${line}\n`),
 ): Promise<number> {
-  let parsed: ReturnType<typeof parseOptions>;
+  let options: InstallOptions;
   try {
-    parsed = parseOptions(args);
+    options = parseOptions(args);
   } catch (error) {
-    say(`iq-hub install: ${(error as Error).message}\n\n${USAGE}`);
+    // The options and their help live in systemd/install.sh, which passes them on.
+    say(`iq-hub install: ${(error as Error).message} (see systemd/install.sh --help)`);
     return 2;
   }
-  const { options, dryRun, help } = parsed;
-  if (help) {
-    say(USAGE);
-    return 0;
-  }
+  const dryRun = options.dryRun === true;
   if (options.root === "/" && !dryRun && process.getuid?.() !== 0) {
     say("iq-hub install: run it as root (sudo systemd/install.sh), or look first with --dry-run");
     return 1;

@@ -14,7 +14,7 @@ import { CountedWarning, type Logger } from "../log.js";
 import { guardPacketSize, MAX_PACKET_BYTES } from "./packet-size-guard.js";
 
 export interface EmbeddedBrokerOptions {
-  /** Loopback by default: an embedded broker without authentication must not face the network. */
+  /** A loopback address: the config refuses any other, since this broker has no authentication. */
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
@@ -38,8 +38,6 @@ const MAX_CLIENT_ID_LENGTH = 128;
  */
 const MAX_CONNECTIONS = 100;
 
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
-
 export async function startEmbeddedBroker({ host, port, topicPrefix, log }: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const broker = await Aedes.createBroker({
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
@@ -60,9 +58,8 @@ export async function startEmbeddedBroker({ host, port, topicPrefix, log }: Embe
     throw listenError(error, host, port);
   }
   const bound = (server.address() as AddressInfo).port;
-  const url = `mqtt://${host.includes(":") ? `[${host}]` : host}:${bound}`;
+  const url = `mqtt://${urlHost(host)}:${bound}`;
   log.info("embedded MQTT broker listening (MQTT 3.1.1 only)", { url });
-  if (!LOOPBACK.has(host)) log.warn("the embedded broker has no authentication: anyone who can reach it can send requests", { host });
   return {
     url,
     async close() {
@@ -96,9 +93,13 @@ function refuseRetainedRequests(topicPrefix: string): NonNullable<AedesOptions["
 function listenError(error: unknown, host: string, port: number): IqError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE") {
+    // Never connect to whatever listens there instead: a broker nobody configured decides who
+    // may send the hub requests. Whoever installed it must say so with mqtt.url.
     return new IqError(
       "embedded_broker_port_in_use",
-      `port ${port} is in use: is mosquitto running? set mqtt.url to use it, or mqtt.embeddedPort`,
+      `port ${port} on ${host} is in use, so the embedded MQTT broker cannot start. If a broker of yours ` +
+        `(mosquitto?) listens there, set mqtt.url to use it (mqtt://${urlHost(host)}:${port}); ` +
+        "otherwise stop what holds the port or set mqtt.embeddedPort to a free one",
       { host, port },
     );
   }
@@ -107,4 +108,9 @@ function listenError(error: unknown, host: string, port: number): IqError {
     `cannot start the embedded MQTT broker on ${host}:${port}: ${(error as Error).message}; check mqtt.embeddedHost and mqtt.embeddedPort`,
     { host, port },
   );
+}
+
+/** An IPv6 address goes in brackets in a URL. */
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
 }

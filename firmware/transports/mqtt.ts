@@ -12,7 +12,7 @@ import { topicProblem } from "../../provisioning/protocol/topic-check.js";
 import { topicsFor, type IqTopics } from "../../provisioning/protocol/topics.js";
 import type { Audit } from "../audit.js";
 import type { HubConfig } from "../config.js";
-import { ConfigError, IqError } from "../errors.js";
+import { ConfigError } from "../errors.js";
 import { CountedWarning, untrusted, type Logger } from "../log.js";
 import { ensureClientId } from "./client-id.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./embedded-broker.js";
@@ -88,8 +88,10 @@ export class MqttTransport {
     const { config, iqId, audit } = this.options;
     const tls = readTlsFiles(config, this.log);
     const clientId = config.clientId ?? (await ensureClientId(this.options.stateDir, iqId));
-    if (config.url === undefined) this.broker = await this.startEmbeddedUnlessTaken();
-    const url = config.url ?? this.broker?.url ?? `mqtt://${config.embeddedHost}:${config.embeddedPort}`;
+    // A taken port stops the start (embedded_broker_port_in_use): the hub never adopts a broker it was not given.
+    const url =
+      config.url ??
+      (this.broker = await startEmbeddedBroker({ host: config.embeddedHost, port: config.embeddedPort, topicPrefix: config.topicPrefix, log: this.log })).url;
     const protocolVersion = config.protocolVersion ?? (config.url === undefined ? 4 : 5);
     const options: IClientOptions = {
       ...tls,
@@ -160,25 +162,6 @@ export class MqttTransport {
     this.client = undefined;
     await this.broker?.close();
     this.broker = undefined;
-  }
-
-  /**
-   * The embedded broker, unless its port is taken: then most likely by a mosquitto the owner
-   * installed on the Pi or laptop, and the hub uses that one instead of failing to start. It says
-   * so; if nothing MQTT listens there, the LED shows the broker as unreachable.
-   */
-  private async startEmbeddedUnlessTaken(): Promise<EmbeddedBroker | undefined> {
-    const { embeddedHost: host, embeddedPort: port } = this.options.config;
-    try {
-      return await startEmbeddedBroker({ host, port, topicPrefix: this.options.config.topicPrefix, log: this.log });
-    } catch (error) {
-      if (!(error instanceof IqError && error.code === "embedded_broker_port_in_use")) throw error;
-      this.log.warn(
-        `port ${port} is in use: connecting to the broker listening there instead of starting the embedded one ` +
-          "(set mqtt.url to choose a broker explicitly, or mqtt.embeddedPort to run the embedded one elsewhere)",
-      );
-      return undefined;
-    }
   }
 
   /** Publishes the hub's state (retained, QoS 1), now if connected and again after every reconnect. */

@@ -38,6 +38,18 @@ describe("config", () => {
     expect(error.message).toMatch(/allowed: .*button/);
   });
 
+  it("keeps the embedded broker, which has no authentication, on loopback", () => {
+    for (const host of ["127.0.0.1", "127.0.1.1", "::1", "localhost"]) {
+      expect(validateConfig({ mqtt: { embeddedHost: host } }).mqtt.embeddedHost).toBe(host);
+    }
+    for (const host of ["0.0.0.0", "::", "192.168.1.20", "iq-door.local", "127.0.0.1.evil.example"]) {
+      const error = errorOf(() => validateConfig({ mqtt: { embeddedHost: host } }, "/etc/iq-hub/config.json"));
+      expect(error.key, host).toBe("mqtt.embeddedHost");
+      expect(error.message).toMatch(/no authentication, so it listens on loopback only/);
+      expect(error.message).toMatch(/set mqtt\.url/);
+    }
+  });
+
   it("refuses two functions on one pin", () => {
     const error = errorOf(() => validateConfig({ locks: [{ name: "door", pin: 17 }] }));
     expect(error.key).toBe("locks.0.pin");

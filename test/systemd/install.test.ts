@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -20,14 +20,15 @@ afterEach(async () => {
   await Promise.all(roots.splice(0).map((root) => rm(root, { recursive: true, force: true })));
 });
 
-/** A temp tree holding a built checkout in /opt/iq-hub plus `files`. */
-async function tree(files: Record<string, string> = {}): Promise<string> {
+/** A temp tree holding a built checkout in /opt/iq-hub plus `files`; `booted`: systemd runs it, as on a Pi. */
+async function tree(files: Record<string, string> = {}, booted = true): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), "iq-hub-install-"));
   roots.push(root);
   for (const [path, text] of Object.entries({ "opt/iq-hub/dist/firmware/main.js": "", ...files })) {
     await mkdir(dirname(join(root, path)), { recursive: true });
     await writeFile(join(root, path), text);
   }
+  if (booted) await mkdir(join(root, "run/systemd/system"), { recursive: true });
   return root;
 }
 
@@ -68,6 +69,9 @@ describe("installer", () => {
     expect(out).toContain("run: chown root:iq-hub /etc/iq-hub/config.json");
     expect(out).toContain("run: systemctl daemon-reload");
     expect(out).toContain("run: systemctl enable --now iq-hub.service");
+    expect(out).toContain("+ ExecStopPost=/usr/bin/node /opt/iq-hub/dist/firmware/relock.js");
+    expect(out).toContain("create /usr/local/bin/iq (mode 0755)");
+    expect(out).toContain('+ exec /usr/bin/node /opt/iq-hub/bin/iq.js "$@"');
     expect(out.at(-1)).toMatch(/^a reboot would be needed: \/boot\/firmware\/config.txt/);
 
     expect(await exists(join(root, "etc"))).toBe(false);
@@ -96,12 +100,25 @@ describe("installer", () => {
     expect((await stat(join(root, "etc/iq-hub/config.json"))).mode & 0o777).toBe(0o640);
     expect(await read(root, BOOT_CONFIG)).toBe(`${STOCK_CONFIG_TXT}${renderBootBlock(defaults).join("\n")}\n`);
 
-    const files = ["etc/systemd/system/iq-hub.service", "etc/iq-hub/config.json", BOOT_CONFIG];
+    expect((await stat(join(root, "usr/local/bin/iq"))).mode & 0o777).toBe(0o755);
+    const files = ["etc/systemd/system/iq-hub.service", "etc/iq-hub/config.json", BOOT_CONFIG, "usr/local/bin/iq"];
     const before = await Promise.all(files.map((path) => readFile(join(root, path))));
     const second = await install(root);
     expect(second).toEqual({ code: 0, out: ["nothing to change"] });
     const after = await Promise.all(files.map((path) => readFile(join(root, path))));
     after.forEach((bytes, i) => expect(bytes.equals(before[i]!), files[i]).toBe(true));
+  });
+
+  it("where systemd does not run (a chroot, an image being built) it only enables the unit, and says so", async () => {
+    const root = await tree({ [BOOT_CONFIG]: STOCK_CONFIG_TXT, ...INSTALLED_SYSTEM }, false);
+    const { code, out } = await install(root);
+    expect(code).toBe(0);
+    expect(out.filter((line) => line.startsWith("run: systemctl"))).toEqual(["run: systemctl enable iq-hub.service"]);
+    expect(out).toContain(
+      "note: systemd is not running here (/run/systemd/system is missing: a chroot or an image being built): the service is enabled and starts at the next boot",
+    );
+    await enable(root);
+    expect((await install(root)).out).toEqual(["nothing to change"]);
   });
 
   it("an old managed block is replaced in place, other lines stay, and exactly one block remains", async () => {
@@ -196,11 +213,47 @@ describe("installer", () => {
     expect(out.join("\n")).toContain("cannot see /home (ProtectHome=yes)");
   });
 
-  it("refuses a checkout that is not built", async () => {
+  it("refuses a prefix that is not built; a dry run only notes it, since install.sh builds first", async () => {
     const root = await tree({ [BOOT_CONFIG]: "" });
     const { code, out } = await install(root, "--prefix", "/srv/iq-hub");
     expect(code).toBe(1);
     expect(out.join("\n")).toContain("/srv/iq-hub/dist/firmware/main.js does not exist");
+    const dry = await install(root, "--prefix", "/srv/iq-hub", "--dry-run");
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain("note: /srv/iq-hub/dist/firmware/main.js does not exist yet: systemd/install.sh builds and installs it there first");
+  });
+
+  it("refuses a prefix, or a directory above it, that others can write to: root runs that code", async () => {
+    for (const [dir, path] of [
+      ["opt", "/opt"],
+      ["opt/iq-hub/dist/firmware", "/opt/iq-hub/dist/firmware"],
+    ] as const) {
+      const root = await tree({ [BOOT_CONFIG]: "" });
+      await chmod(join(root, dir), 0o777);
+      const { code, out } = await install(root, "--dry-run");
+      expect(code, dir).toBe(1);
+      expect(out.join("\n")).toContain(`--prefix: ${path} is writable by others (mode 0777), so someone other than root could change what root runs`);
+    }
+    const root = await tree({ [BOOT_CONFIG]: "" });
+    await chmod(join(root, "opt/iq-hub/dist/firmware/main.js"), 0o666);
+    expect((await install(root)).out.join("\n")).toContain("--prefix: /opt/iq-hub/dist/firmware/main.js is writable by others (mode 0666)");
+    expect(await exists(join(root, "etc"))).toBe(false);
+  });
+
+  it("refuses a node binary that others can write to", async () => {
+    const root = await tree({ [BOOT_CONFIG]: "", "usr/bin/node": "" });
+    await chmod(join(root, "usr/bin/node"), 0o775);
+    const { code, out } = await install(root);
+    expect(code).toBe(1);
+    expect(out.join("\n")).toContain("--node: /usr/bin/node is writable by others (mode 0775)");
+  });
+
+  it("leaves an iq command that is not its own alone, and says where the CLI is", async () => {
+    const root = await tree({ [BOOT_CONFIG]: "", "usr/local/bin/iq": "#!/bin/sh\necho someone else's iq\n" });
+    const { code, out } = await install(root);
+    expect(code).toBe(0);
+    expect(out).toContain("note: /usr/local/bin/iq exists and is not iq-hub's: left alone (the CLI is /opt/iq-hub/bin/iq.js)");
+    expect(await read(root, "usr/local/bin/iq")).toBe("#!/bin/sh\necho someone else's iq\n");
   });
 
   it.skipIf(process.platform !== "linux")("systemd-analyze verify has nothing to say about the installed unit", async () => {
@@ -214,6 +267,21 @@ describe("installer", () => {
     });
     // It exits 0 on warnings such as unknown keys: any output at all is a failure.
     expect(await verify).toEqual({ stdout: "", stderr: "" });
+  });
+
+  it.skipIf(process.platform !== "linux")("systemd-analyze security rates the installed unit's exposure at 2.0 or less", async () => {
+    const root = await tree({ [BOOT_CONFIG]: "" });
+    expect((await install(root)).code).toBe(0);
+    const unit = join(root, "etc/systemd/system/iq-hub.service");
+    const { stdout } = await promisify(execFile)("systemd-analyze", ["security", "--offline=true", "--no-pager", unit]);
+    const score = Number(/Overall exposure level for iq-hub\.service: (\d+\.\d)/.exec(stdout)?.[1]);
+    console.info(`systemd-analyze security: exposure ${score}`);
+    expect(score).toBeLessThanOrEqual(2.0);
+    // The hardening must leave GPIO usable: sysfs writable, and no ProtectKernelTunables= (all of /sys read-only).
+    const text = await readFile(unit, "utf8");
+    expect(text).toMatch(/^ReadWritePaths=\/sys\/class\/gpio \/sys\/devices$/m);
+    expect(text).not.toMatch(/^(ProtectKernelTunables|PrivateDevices)=/m);
+    expect(text).toMatch(/^SupplementaryGroups=gpio bluetooth$/m);
   });
 });
 
