@@ -81,8 +81,9 @@ export class Audit {
     return (await this.store.sublevel("outbox").values({ limit }).all()) as AuditEvent[];
   }
 
+  /** The broker has the event: it leaves the outbox (unsynced: lost in a power cut, it is sent again). */
   async acknowledge(seq: number): Promise<void> {
-    await this.store.del("outbox", seqKey(seq));
+    await this.store.forget("outbox", seqKey(seq));
   }
 
   private async append(input: AuditEventInput, alongside: readonly StoreOp[]): Promise<AuditEvent> {

@@ -87,6 +87,15 @@ export class Store {
     await this.commit([{ type: "del", in: name, key }]);
   }
 
+  /**
+   * A delete that may be lost in a power cut, for bookkeeping whose loss only repeats work: an
+   * acknowledged event leaving the outbox (lost, it is published once more; subscribers dedupe by
+   * seq). It spares every opening a second fsync competing with the next request's.
+   */
+  async forget(name: SublevelName, key: string): Promise<void> {
+    await this.levels[name].del(key);
+  }
+
   /** Wipes every sublevel but the audit trail: the store half of a factory reset. */
   async wipeForReset(): Promise<void> {
     for (const name of SUBLEVELS) {
