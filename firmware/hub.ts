@@ -84,6 +84,7 @@ export class Hub implements IqContext {
   private stopClockWatch: (() => void) | undefined;
   private detachButton: (() => void) | undefined;
   private resetting: Promise<void> | undefined;
+  private statePending = false;
   private released = false;
 
   /** Claims every output in its safe state at once: the relay is locked before anything can fail. */
@@ -356,8 +357,18 @@ export class Hub implements IqContext {
     return id;
   }
 
+  /**
+   * Publishes the retained state once the current turn is over: an opening changes it several
+   * times in one request (opening, the LED), and signing and sending each would hold up the
+   * request's answer. Changes within one turn make one publication of the latest state.
+   */
   private publishState(): void {
-    if (this.transport !== undefined && this.running !== undefined) this.transport.publishState(this.status());
+    if (this.statePending) return;
+    this.statePending = true;
+    setImmediate(() => {
+      this.statePending = false;
+      if (this.transport !== undefined && this.running !== undefined) this.transport.publishState(this.status());
+    });
   }
 
   /**
