@@ -124,6 +124,29 @@ describe("refused, each with its own error code and event", () => {
   });
 });
 
+describe("the web Code budget", () => {
+  it("10 failed web Codes a day per user, not refilled by a success; the Owner is told when it runs low", async () => {
+    const { iq, owner, bobId } = await world.claimedWithBob();
+    const relay = await world.webRelay(iq, owner, iq.now);
+    const bobNow = await phones.phone("bob", iq.now);
+    const guess = (i: number) => `${"0123456789ABCDEFGHJKMNPQRSTVWXYZ"[i]}ZZZZ`;
+    const reasons: string[] = [];
+    for (let i = 0; i < 6; i++) reasons.push(await refusal(relay.app.webOpen({ iqId: iq.iqId, userId: bobId, code: guess(i) })));
+    // A real opening in between does not give the guesser their budget back.
+    await relay.app.webOpen({ iqId: iq.iqId, userId: bobId, code: (await bobNow.app.code({ iqId: iq.iqId, pin: BOB_PIN })).code });
+    for (let i = 6; i < 10; i++) reasons.push(await refusal(relay.app.webOpen({ iqId: iq.iqId, userId: bobId, code: guess(i) })));
+    expect(reasons.every((r) => r === "code_rejected" || r === "pin_wrong")).toBe(true);
+    const right = await bobNow.app.code({ iqId: iq.iqId, pin: BOB_PIN });
+    expect(await refusal(relay.app.webOpen({ iqId: iq.iqId, userId: bobId, code: right.code }))).toBe("locked_out");
+    const low = (await iq.hub.events.list({ limit: 100 })).filter((e) => e.type === "web_budget_low");
+    expect(low).toMatchObject([{ user: bobId, details: { remaining: 3 } }]);
+    // Bob's phone is not touched, and after 24 h the web path works again.
+    await bobNow.app.open({ iqId: iq.iqId, pin: BOB_PIN });
+    iq.advance(24 * 60 * 60_000 + 60_000);
+    await relay.app.webOpen({ iqId: iq.iqId, userId: bobId, code: (await bobNow.app.code({ iqId: iq.iqId, pin: BOB_PIN })).code });
+  });
+});
+
 describe("requests", () => {
   it("a request id is never executed twice: an exact repeat gets the first answer, nobody else gets it", async () => {
     const { iq, bob } = await claimedWithBob();
