@@ -14,6 +14,7 @@ import { pathToFileURL } from "node:url";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 
 import { IqError } from "../common/errors.js";
+import { BleRequester } from "./app/ble-client.js";
 import { IqClient, type MessageHandler, type Requester } from "./app/client.js";
 import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/companion.js";
 import { AppError } from "./app/errors.js";
@@ -44,6 +45,7 @@ export interface CliEnvironment {
 interface Globals {
   profile?: string;
   broker?: string;
+  ble?: boolean;
   iq?: string;
   topicPrefix?: string;
 }
@@ -59,14 +61,14 @@ function usageError(message: string): AppError {
 }
 
 /**
- * One invocation: the profile, the broker connection (opened only when a command needs the
- * network; `iq code` never does) and the Companion over both.
+ * One invocation: the profile, the connection to the IQ (the broker, or with --ble a BLE link;
+ * opened only when a command needs it: `iq code` never does) and the Companion over both.
  */
 class Invocation {
   readonly profile: Profile;
   readonly companion: Companion;
   private readonly topicPrefix: string;
-  private client: Promise<IqClient> | undefined;
+  private client: Promise<IqClient | BleRequester> | undefined;
 
   constructor(
     readonly globals: Globals,
@@ -121,8 +123,9 @@ class Invocation {
     return first;
   }
 
-  /** After a pairing: remember where this profile's IQs live. */
+  /** After a pairing: remember where this profile's IQs live (a pairing over BLE says nothing about that). */
   async rememberBroker(): Promise<void> {
+    if (this.globals.ble === true) return;
     const broker = await this.broker();
     await this.profile.update((data) => {
       data.broker = broker;
@@ -135,7 +138,9 @@ class Invocation {
     if (client !== undefined) await (await client).close();
   }
 
-  private connect(): Promise<IqClient> {
+  private connect(): Promise<IqClient | BleRequester> {
+    // Over BLE: this machine's BlueZ, on $IQ_BLE_ADAPTER or its first adapter.
+    if (this.globals.ble === true) this.client ??= Promise.resolve(new BleRequester({ adapter: this.io.env.IQ_BLE_ADAPTER, topicPrefix: this.topicPrefix, now: this.io.now }));
     this.client ??= (async () => {
       const [broker, mqtt] = await Promise.all([this.broker(), tlsFiles(this.io.env)]);
       return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt });
@@ -234,10 +239,11 @@ function handOver(broker: string, iqId: string, userId: string, pin: string, who
 
 function buildProgram(io: CliEnvironment, json: boolean): Command {
   const program = new Command("iq")
-    .description("The IQ companion app: claim, manage and open an IQ hub over MQTT, as the phone and web apps do.")
+    .description("The IQ companion app: claim, manage and open an IQ hub over MQTT (or BLE nearby), as the phone and web apps do.")
     .option("--profile <name>", "profile to use (default: $IQ_PROFILE, else default)")
     .option("--broker <url>", `MQTT broker (default: $IQ_BROKER, else the profile's, else ${DEFAULT_BROKER})`)
     .option("--iq <id>", "IQ to talk to (default: the profile's only IQ)")
+    .option("--ble", "talk to the IQ over Bluetooth LE, nearby, instead of MQTT (adapter: $IQ_BLE_ADAPTER, else the first)")
     .option("--topic-prefix <prefix>", `the hub's mqtt.topicPrefix (default: $IQ_TOPIC_PREFIX, else ${DEFAULT_TOPIC_PREFIX})`)
     .option("--json", "print machine-readable JSON; errors as {\"error\":{code,message}}")
     .exitOverride()

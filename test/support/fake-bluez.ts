@@ -2,7 +2,7 @@
  * A fake bluetoothd for BLE tests without a radio: it owns `org.bluez` on a private system bus
  * (dbus-daemon.ts) and plays both ends of the air.
  *
- * - The hub's side (adapter `hci0` by default): Adapter1 with Powered, GattManager1 and
+ * - The hub's side (the adapter it registers with): Adapter1 with Powered, GattManager1 and
  *   LEAdvertisingManager1. Registering reads the application's tree with GetManagedObjects and
  *   the advertisement's properties, as BlueZ does, with plain method calls (no introspection:
  *   bluez.conf lets root call only the interfaces it needs).
@@ -14,7 +14,8 @@
  *   `type`, `link`); StartNotify subscribes; each change of the hub's Value is passed to every
  *   subscribed central, cut to its MTU − 3 as the air would.
  *
- * `stop()` leaves the bus like a bluetoothd that stops; start another for a restart.
+ * `stop()` leaves the bus like a bluetoothd that stops; start another for a restart. `setPowered`
+ * plays rfkill, `addAdapter` a dongle plugged in.
  */
 import dbus from "dbus-next";
 
@@ -102,11 +103,14 @@ Adapter.configureMembers({
 });
 
 class GattManager extends Interface {
-  constructor(private readonly bluez: FakeBluez) {
+  constructor(
+    private readonly adapter: Adapter,
+    private readonly bluez: FakeBluez,
+  ) {
     super("org.bluez.GattManager1");
   }
   RegisterApplication(path: string): Promise<void> {
-    return this.bluez.registerApplication(this.bluez.caller, path);
+    return this.bluez.registerApplication(this.adapter, this.bluez.caller, path);
   }
   UnregisterApplication(): void {
     this.bluez.app = undefined;
@@ -117,11 +121,14 @@ GattManager.configureMembers({
 });
 
 class AdvertisingManager extends Interface {
-  constructor(private readonly bluez: FakeBluez) {
+  constructor(
+    private readonly adapter: Adapter,
+    private readonly bluez: FakeBluez,
+  ) {
     super("org.bluez.LEAdvertisingManager1");
   }
   RegisterAdvertisement(path: string): Promise<void> {
-    return this.bluez.registerAdvertisement(this.bluez.caller, path);
+    return this.bluez.registerAdvertisement(this.adapter, this.bluez.caller, path);
   }
   UnregisterAdvertisement(): void {
     this.bluez.advertisement = undefined;
@@ -139,6 +146,7 @@ class Device extends Interface {
   constructor(
     readonly central: Adapter,
     readonly path: string,
+    private readonly hubAddress: string,
     private readonly name: string,
     private readonly uuids: string[],
     private readonly bluez: FakeBluez,
@@ -146,7 +154,7 @@ class Device extends Interface {
     super("org.bluez.Device1");
   }
   get Address(): string {
-    return this.bluez.hubAdapter.spec.address;
+    return this.hubAddress;
   }
   get AddressType(): string {
     return "public";
@@ -252,6 +260,7 @@ class CentralCharacteristic extends Interface {
   }
   async WriteValue(value: Buffer, options: Record<string, Variant>): Promise<void> {
     const type = (options.type?.value as string | undefined) ?? "request";
+    this.bluez.writes.push({ adapter: this.device.central.spec.name, bytes: value.length });
     await this.bluez.callHub(this.hub.path, "WriteValue", "aya{sv}", [
       value,
       this.bluez.hubOptions(this.device, { offset: new dbus.Variant("q", 0), type: new dbus.Variant("s", type), link: new dbus.Variant("s", "LE") }),
@@ -296,15 +305,16 @@ export class FakeBluez {
   caller = "";
   app: (Registered & { service: string; characteristics: HubCharacteristic[] }) | undefined;
   advertisement: (Registered & { name: string; uuids: string[] }) | undefined;
+  /** The adapter the hub registered its application with. */
+  hubAdapter: Adapter | undefined;
   readonly adapters = new Map<string, Adapter>();
   /** What was asked of the fake, in order, for assertions. */
   readonly calls: string[] = [];
+  /** Every value a central wrote to the hub, by the central's adapter. */
+  readonly writes: { adapter: string; bytes: number }[] = [];
   private readonly devices = new Map<string, Device>();
   /** Centrals subscribed to each hub characteristic. */
   private readonly subscriptions = new Map<string, number>();
-
-  /** The first adapter: the one the hub serves on. */
-  hubAdapter!: Adapter;
 
   private constructor(private readonly bus: dbus.MessageBus) {}
 
@@ -315,12 +325,7 @@ export class FakeBluez {
       bus.once("connect", resolve);
       bus.once("error", reject);
     });
-    const full = specs.map((spec) => ({ powered: true, mtu: 23, ...spec }));
-    const hubSpec = full[0];
-    if (hubSpec === undefined) throw new Error("the fake needs the hub's adapter first");
     const bluez = new FakeBluez(bus);
-    const adapters = full.map((spec) => new Adapter(spec, bluez));
-    bluez.hubAdapter = adapters[0]!;
     bus.addMethodHandler((msg: { sender: string; member: string }) => {
       bluez.caller = msg.sender;
       bluez.calls.push(msg.member);
@@ -328,17 +333,21 @@ export class FakeBluez {
     });
     bus.on("message", (msg: dbus.Message) => bluez.onSignal(msg));
     bus.export("/org/bluez", new AgentManager("org.bluez.AgentManager1"));
-    for (const adapter of adapters) {
-      bluez.adapters.set(adapter.spec.name, adapter);
-      const path = `/org/bluez/${adapter.spec.name}`;
-      bus.export(path, adapter);
-      bus.export(path, new GattManager(bluez));
-      bus.export(path, new AdvertisingManager(bluez));
-    }
+    for (const spec of specs) bluez.addAdapter(spec);
     await bluez.callDaemon("AddMatch", "s", ["type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'"]);
     await bluez.callDaemon("AddMatch", "s", ["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"]);
     await bus.requestName("org.bluez", 0);
     return bluez;
+  }
+
+  /** An adapter appears (plugged in, or specs given at start). */
+  addAdapter(spec: FakeAdapter): void {
+    const adapter = new Adapter({ powered: true, mtu: 23, ...spec }, this);
+    this.adapters.set(spec.name, adapter);
+    const path = `/org/bluez/${spec.name}`;
+    this.bus.export(path, adapter);
+    this.bus.export(path, new GattManager(adapter, this));
+    this.bus.export(path, new AdvertisingManager(adapter, this));
   }
 
   /** Leaves the bus, as a bluetoothd that stops or crashes. */
@@ -354,7 +363,7 @@ export class FakeBluez {
     Interface.emitPropertiesChanged(adapter, { Powered: on }, []);
   }
 
-  async registerApplication(owner: string, path: string): Promise<void> {
+  async registerApplication(adapter: Adapter, owner: string, path: string): Promise<void> {
     if (this.app !== undefined) throw new BusError("org.bluez.Error.AlreadyExists", "Already Exists");
     const [managed] = (await this.callPeer(owner, path, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", "", [])) as [
       Record<string, Record<string, Record<string, Variant>>>,
@@ -369,10 +378,11 @@ export class FakeBluez {
     }
     if (service === undefined || characteristics.length === 0) throw new BusError("org.bluez.Error.InvalidArguments", "no service");
     this.app = { owner, path, service, characteristics };
+    this.hubAdapter = adapter;
   }
 
-  async registerAdvertisement(owner: string, path: string): Promise<void> {
-    if (!this.hubAdapter.spec.powered) throw new BusError("org.bluez.Error.Failed", "Failed to register advertisement");
+  async registerAdvertisement(adapter: Adapter, owner: string, path: string): Promise<void> {
+    if (!adapter.spec.powered) throw new BusError("org.bluez.Error.Failed", "Failed to register advertisement");
     if (this.advertisement !== undefined) throw new BusError("org.bluez.Error.AlreadyExists", "Already Exists");
     const [props] = (await this.callPeer(owner, path, "org.freedesktop.DBus.Properties", "GetAll", "s", ["org.bluez.LEAdvertisement1"])) as [Record<string, Variant>];
     this.advertisement = { owner, path, name: (props.LocalName?.value as string | undefined) ?? "", uuids: (props.ServiceUUIDs?.value as string[] | undefined) ?? [] };
@@ -382,17 +392,18 @@ export class FakeBluez {
   /** A discovering central sees the hub while it advertises. */
   discover(central: Adapter): void {
     const adv = this.advertisement;
-    if (adv === undefined || central === this.hubAdapter || !this.hubAdapter.spec.powered) return;
-    const path = devicePath(central.spec.name, this.hubAdapter.spec.address);
+    const hub = this.hubAdapter;
+    if (adv === undefined || hub === undefined || central === hub || !hub.spec.powered) return;
+    const path = devicePath(central.spec.name, hub.spec.address);
     if (this.devices.has(path)) return;
-    const device = new Device(central, path, adv.name, adv.uuids, this);
+    const device = new Device(central, path, hub.spec.address, adv.name, adv.uuids, this);
     this.devices.set(path, device);
     this.bus.export(path, device);
   }
 
   connect(device: Device): Promise<void> {
     const app = this.app;
-    if (app === undefined || !this.hubAdapter.spec.powered) return Promise.reject(new BusError("org.bluez.Error.Failed", "le-connection-abort-by-local"));
+    if (app === undefined || this.hubAdapter?.spec.powered !== true) return Promise.reject(new BusError("org.bluez.Error.Failed", "le-connection-abort-by-local"));
     if (device.connected) return Promise.resolve();
     device.connected = true;
     Interface.emitPropertiesChanged(device, { Connected: true }, []);
@@ -420,7 +431,7 @@ export class FakeBluez {
   hubOptions(device: Device, extra: Record<string, Variant>): Record<string, Variant> {
     return {
       ...extra,
-      device: new dbus.Variant("o", devicePath(this.hubAdapter.spec.name, device.central.spec.address)),
+      device: new dbus.Variant("o", devicePath(this.hubAdapter?.spec.name ?? "hci0", device.central.spec.address)),
       mtu: new dbus.Variant("q", device.central.spec.mtu),
     };
   }
