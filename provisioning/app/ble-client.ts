@@ -80,7 +80,8 @@ export class BleRequester implements Requester {
     const bus = (this.session.bluetooth as unknown as { dbus: EventEmitter }).dbus;
     this.connected = new Promise((resolve, reject) => {
       bus.once("connect", resolve);
-      bus.once("error", (error: Error) => reject(new AppError("ble_unavailable", `no D-Bus system bus to reach BlueZ: ${error.message}`)));
+      // Kept for the bus's life: a later failure (bluetoothd gone, the bus closing) fails the calls under way instead.
+      bus.on("error", (error: Error) => reject(new AppError("ble_unavailable", `no D-Bus system bus to reach BlueZ: ${error.message}`)));
     });
     this.connected.catch(() => undefined);
   }

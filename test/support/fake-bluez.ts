@@ -323,7 +323,8 @@ export class FakeBluez {
     const bus = dbus.sessionBus({ busAddress: address });
     await new Promise<void>((resolve, reject) => {
       bus.once("connect", resolve);
-      bus.once("error", reject);
+      // Kept: the connection's end when the fake stops must not become an unhandled 'error'.
+      bus.on("error", reject);
     });
     const bluez = new FakeBluez(bus);
     bus.addMethodHandler((msg: { sender: string; member: string }) => {
