@@ -308,7 +308,7 @@ export class FakeBluez {
   /** The adapter the hub registered its application with. */
   hubAdapter: Adapter | undefined;
   readonly adapters = new Map<string, Adapter>();
-  /** What was asked of the fake, in order, for assertions. */
+  /** The methods called on the fake (`interface.member`), in order, for assertions. */
   readonly calls: string[] = [];
   /** Every value a central wrote to the hub, by the central's adapter. */
   readonly writes: { adapter: string; bytes: number }[] = [];
@@ -327,9 +327,9 @@ export class FakeBluez {
       bus.on("error", reject);
     });
     const bluez = new FakeBluez(bus);
-    bus.addMethodHandler((msg: { sender: string; member: string }) => {
+    bus.addMethodHandler((msg: dbus.Message) => {
       bluez.caller = msg.sender;
-      bluez.calls.push(msg.member);
+      bluez.calls.push(`${msg.interface}.${msg.member}`);
       return false;
     });
     bus.on("message", (msg: dbus.Message) => bluez.onSignal(msg));
