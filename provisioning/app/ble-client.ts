@@ -97,6 +97,7 @@ export class BleRequester implements Requester {
       expiresAt: (this.options.now ?? Date.now)() + REQUEST_LIFETIME_MS,
       args: request.args,
     };
+    const chunks = frame(Buffer.from(JSON.stringify(envelope)), link.mtu);
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const answered = new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -118,7 +119,6 @@ export class BleRequester implements Requester {
       };
       this.pending.set(envelope.id, { offer, dropped: 0, reject, timer });
     });
-    const chunks = frame(Buffer.from(JSON.stringify(envelope)), link.mtu);
     const written = link.writing.then(async () => {
       for (const chunk of chunks) await link.requests.writeValueWithResponse(Buffer.from(chunk));
     });

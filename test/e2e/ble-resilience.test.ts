@@ -56,6 +56,17 @@ describe.skipIf(!BLE_TESTS_RUN)("BLE resilience", () => {
     expect(logged(iq, "BLE up")).toBe(1);
   });
 
+  it("the adapter unplugged mid-run: BlueZ releases the advertisement, MQTT goes on, and BLE comes back with the adapter", async () => {
+    const iq = await newHub();
+    await servesBle(iq);
+    await world.bluez().removeAdapter("hci0");
+    await until(() => logged(iq, "BlueZ released the advertisement") === 1 && logged(iq, "no Bluetooth adapter hci0") === 1);
+    await servesMqtt(iq);
+    world.bluez().addAdapter(HUB_ADAPTER);
+    await until(() => logged(iq, "BLE up") === 2, 5_000, "the second registration");
+    await servesBle(iq);
+  });
+
   it("an rfkill-blocked (unpowered) adapter: the hub says so, serves MQTT, and registers when it is powered", async () => {
     world.bluez().setPowered("hci0", false);
     const iq = await newHub();

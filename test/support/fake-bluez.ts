@@ -15,7 +15,7 @@
  *   subscribed central, cut to its MTU − 3 as the air would.
  *
  * `stop()` leaves the bus like a bluetoothd that stops; start another for a restart. `setPowered`
- * plays rfkill, `addAdapter` a dongle plugged in.
+ * plays rfkill, `addAdapter` and `removeAdapter` a dongle plugged in and out.
  */
 import dbus from "dbus-next";
 
@@ -143,6 +143,8 @@ class Device extends Interface {
   connected = false;
   resolved = false;
   readonly mirrors = new Map<string, CentralCharacteristic>();
+  /** The GATT objects exported under it once connected. */
+  readonly exportedPaths: string[] = [];
   constructor(
     readonly central: Adapter,
     readonly path: string,
@@ -346,9 +348,21 @@ export class FakeBluez {
     const adapter = new Adapter({ powered: true, mtu: 23, ...spec }, this);
     this.adapters.set(spec.name, adapter);
     const path = `/org/bluez/${spec.name}`;
-    this.bus.export(path, adapter);
-    this.bus.export(path, new GattManager(adapter, this));
-    this.bus.export(path, new AdvertisingManager(adapter, this));
+    for (const iface of [adapter, new GattManager(adapter, this), new AdvertisingManager(adapter, this)]) this.bus.export(path, iface);
+  }
+
+  /** An adapter goes away (unplugged): BlueZ releases the advertisement on it and forgets the application. */
+  async removeAdapter(name: string): Promise<void> {
+    const adv = this.advertisement;
+    if (this.hubAdapter?.spec.name === name) {
+      this.app = undefined;
+      this.advertisement = undefined;
+      this.hubAdapter = undefined;
+      this.dropLinks();
+      if (adv !== undefined) await this.callPeer(adv.owner, adv.path, "org.bluez.LEAdvertisement1", "Release", "", []);
+    }
+    this.unexportAll(`/org/bluez/${name}`);
+    this.adapters.delete(name);
   }
 
   /** Leaves the bus, as a bluetoothd that stops or crashes. */
@@ -402,6 +416,16 @@ export class FakeBluez {
     this.bus.export(path, device);
   }
 
+  /** Every central loses its link to the hub, and the hub's device objects go. */
+  private dropLinks(): void {
+    for (const [path, device] of this.devices) {
+      for (const child of device.exportedPaths) this.unexportAll(child);
+      this.unexportAll(path);
+    }
+    this.devices.clear();
+    this.subscriptions.clear();
+  }
+
   connect(device: Device): Promise<void> {
     const app = this.app;
     if (app === undefined || this.hubAdapter?.spec.powered !== true) return Promise.reject(new BusError("org.bluez.Error.Failed", "le-connection-abort-by-local"));
@@ -410,10 +434,13 @@ export class FakeBluez {
     Interface.emitPropertiesChanged(device, { Connected: true }, []);
     const servicePath = `${device.path}/service0001`;
     this.bus.export(servicePath, new CentralService(app.service, device.path));
+    device.exportedPaths.push(servicePath);
     app.characteristics.forEach((hub, i) => {
       const mirror = new CentralCharacteristic(hub, servicePath, device, this);
       device.mirrors.set(hub.path, mirror);
-      this.bus.export(`${servicePath}/char${String(i + 2).padStart(4, "0")}`, mirror);
+      const path = `${servicePath}/char${String(i + 2).padStart(4, "0")}`;
+      this.bus.export(path, mirror);
+      device.exportedPaths.push(path);
     });
     device.resolved = true;
     Interface.emitPropertiesChanged(device, { ServicesResolved: true }, []);
@@ -468,6 +495,11 @@ export class FakeBluez {
       const mirror = device.mirrors.get(msg.path);
       if (mirror?.notifying === true) mirror.deliver(value);
     }
+  }
+
+  /** Every interface on the path (dbus-next's typings want one interface; its code takes none as all). */
+  private unexportAll(path: string): void {
+    (this.bus as unknown as { unexport(path: string): void }).unexport(path);
   }
 
   private async callPeer(destination: string, path: string, iface: string, member: string, signature: string, body: unknown[]): Promise<unknown[]> {

@@ -144,7 +144,11 @@ export class BleTransport {
     // BlueZ notifies every subscribed central, not only the one that asked: each app keeps the
     // answers with its own request id, which are signed or sealed, so the others learn nothing they
     // could not read off the broker. One answer's chunks go out together, never interleaved.
-    for (const chunk of frame(response.payload, central.mtu)) this.app.responses.notify(chunk);
+    try {
+      for (const chunk of frame(response.payload, central.mtu)) this.app.responses.notify(chunk);
+    } catch (error) {
+      this.log.warn("answer not notified", { device: central.device, error });
+    }
   }
 
   private bluezChanged(owner: string): void {
@@ -196,8 +200,9 @@ export class BleTransport {
         this.isDown("unpowered", `Bluetooth adapter ${name} is off or rfkill-blocked (Powered is false): try 'rfkill unblock bluetooth' and 'bluetoothctl power on'; BLE starts when it is on`);
         return this.scheduleRetry();
       }
-      await call(adapter.getInterface("org.bluez.GattManager1"), "RegisterApplication", PATHS.root, {});
-      await call(adapter.getInterface("org.bluez.LEAdvertisingManager1"), "RegisterAdvertisement", PATHS.advertisement, {});
+      // Already there: BlueZ kept one of the two when it released the other (an adapter that came back).
+      await call(adapter.getInterface("org.bluez.GattManager1"), "RegisterApplication", PATHS.root, {}).catch(unlessAlreadyThere);
+      await call(adapter.getInterface("org.bluez.LEAdvertisingManager1"), "RegisterAdvertisement", PATHS.advertisement, {}).catch(unlessAlreadyThere);
       if (this.stopped) return;
       this.registeredOn = path;
       this.down = undefined;
@@ -260,4 +265,8 @@ function call(iface: dbus.ClientInterface, member: string, ...args: unknown[]): 
   const fn = iface[member];
   if (fn === undefined) return Promise.reject(new Error(`${member} is not a method of this D-Bus interface`));
   return fn.apply(iface, args) as Promise<unknown>;
+}
+
+function unlessAlreadyThere(error: unknown): void {
+  if ((error as { type?: string }).type !== "org.bluez.Error.AlreadyExists") throw error;
 }
