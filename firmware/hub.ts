@@ -254,8 +254,9 @@ export class Hub implements IqContext {
         state: () => this.lifecycle.state,
         onRequest: this.requests.sink,
       });
-      // Not awaited beyond the bus connection: BLE comes up whenever bluetoothd and the adapter are ready.
-      await this.bleTransport.start();
+      // Not awaited: the hub is ready without BLE (a hung system bus must not hold up READY), and
+      // BLE comes up whenever the bus, bluetoothd and the adapter are. start() never throws.
+      void this.bleTransport.start();
     }
   }
 

@@ -147,6 +147,9 @@ export class BleRequester implements Requester {
       await link.value.responses.stopNotifications().catch(() => undefined);
       await link.value.device.disconnect().catch(() => undefined);
     }
+    // Not while the connection is still being set up: ending dbus-next's native unix socket
+    // (usocket) before the bus has said hello crashes the process.
+    await this.connected.catch(() => undefined);
     this.session.destroy();
   }
 

@@ -4,7 +4,11 @@
  * mock GPIO. Each test asserts what the door did (the relay pin), what the app got back, and the
  * audit events, which name BLE as the path.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { main } from "../../provisioning/cli.js";
 import type { AuditEvent } from "../../firmware/audit.js";
 import { chunksFor } from "../../provisioning/protocol/ble-framing.js";
 import { RELAY_PIN, type TestHub } from "../support/hub.js";
@@ -76,6 +80,27 @@ describe.skipIf(!BLE_TESTS_RUN)("the stories over BLE", () => {
     }
     // The owner's requests at MTU 23 (a sealed command is a few hundred bytes) took several chunks each.
     expect(world.bluez().writes.filter((w) => w.adapter === "hci1").length).toBeGreaterThan(5 * chunksFor(300, 23));
+  });
+
+  it("the iq CLI with --ble: claim and open, with no broker anywhere", async () => {
+    const iq = await world.newHub();
+    const home = mkdtempSync(join(tmpdir(), "iq-ble-cli-"));
+    const iqCli = async (...args: string[]) => {
+      let stdout = "";
+      const status = await main(["--ble", "--iq", iq.iqId, "--json", ...args], {
+        env: { IQ_HOME: home, IQ_BLE_ADAPTER: "hci3" },
+        stdout: (text) => (stdout += text),
+        stderr: (text) => (stdout += text),
+        stop: AbortSignal.abort(),
+        now: Date.now,
+      });
+      return { status, json: JSON.parse(stdout) as Record<string, unknown> };
+    };
+    expect(await iqCli("status")).toMatchObject({ status: 0, json: { iqId: iq.iqId, claimWindowOpen: true } });
+    expect(await iqCli("claim", "--secret", iq.setupSecret(), "--name", "Alice", "--pin", OWNER_PIN)).toMatchObject({ status: 0, json: { role: "owner" } });
+    expect(await iqCli("open", "--pin", OWNER_PIN)).toMatchObject({ status: 0, json: { lock: "door" } });
+    await until(() => relayOpened(iq));
+    expect(await iqCli("discover")).toMatchObject({ status: 1, json: { error: { code: "unsupported" } } });
   });
 
   it("two centrals at once", async () => {

@@ -450,6 +450,8 @@ export class FakeBluez {
   async disconnect(device: Device): Promise<void> {
     for (const mirror of device.mirrors.values()) await mirror.StopNotify();
     device.mirrors.clear();
+    // BlueZ drops an unpaired device's GATT objects with the link; a new connection resolves them again.
+    for (const path of device.exportedPaths.splice(0)) this.unexportAll(path);
     device.connected = false;
     device.resolved = false;
     Interface.emitPropertiesChanged(device, { Connected: false, ServicesResolved: false }, []);
