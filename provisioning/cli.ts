@@ -84,6 +84,13 @@ class Invocation {
     this.companion = new Companion({ profile: this.profile, client: requester, now: io.now });
   }
 
+  /** The options that reach the IQ the way this run did: ` --ble`, ` --broker URL`, or none for the default broker. */
+  async reachedBy(): Promise<string> {
+    if (this.globals.ble === true) return " --ble";
+    const broker = await this.broker();
+    return broker === DEFAULT_BROKER ? "" : ` --broker ${broker}`;
+  }
+
   async broker(): Promise<string> {
     return this.globals.broker ?? this.io.env.IQ_BROKER ?? (await this.profile.read()).broker ?? DEFAULT_BROKER;
   }
@@ -220,21 +227,21 @@ function pinOption(what = "your PIN"): Option {
 
 /**
  * A command line someone else runs on their own device, ready to copy: with `npx` (the checkout's
- * `iq` is not on PATH), a placeholder for their profile, and the broker unless it is the default.
+ * `iq` is not on PATH), a placeholder for their profile, and how this run reached the IQ
+ * (`--ble`, or the broker unless it is the default: see Invocation.reachedBy).
  */
-function theirCommand(broker: string, whose: string, rest: string): string {
-  const brokerOption = broker === DEFAULT_BROKER ? "" : ` --broker ${broker}`;
-  return `npx iq${brokerOption} --profile <${whose}> ${rest}`;
+function theirCommand(reachedBy: string, whose: string, rest: string): string {
+  return `npx iq${reachedBy} --profile <${whose}> ${rest}`;
 }
 
-/** A next step for the same person: their profile remembers the broker it paired over. */
+/** A next step for the same person: their profile remembers the broker it paired over (BLE is said each time). */
 function ownCommand(run: Invocation, rest: string): string {
-  return `npx iq --profile ${run.profile.name} ${rest}`;
+  return `npx iq${run.globals.ble === true ? " --ble" : ""} --profile ${run.profile.name} ${rest}`;
 }
 
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
-function handOver(broker: string, iqId: string, userId: string, pin: string, who: string, name: string): string {
-  return `hand it over in person; ${who} with: ${theirCommand(broker, `${name}'s profile`, `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
+function handOver(reachedBy: string, iqId: string, userId: string, pin: string, who: string, name: string): string {
+  return `hand it over in person; ${who} with: ${theirCommand(reachedBy, `${name}'s profile`, `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
 }
 
 function buildProgram(io: CliEnvironment, json: boolean): Command {
@@ -333,7 +340,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const added = await run.companion.addUser({ iqId, pin: await run.pin(opts.pin), name: opts.name, role: opts.role });
       return {
-        text: `Added ${added.name} (${added.role}). Initial PIN: ${added.initialPin} — ${handOver(await run.broker(), iqId, added.userId, added.initialPin, `${added.name} activates`, added.name)}`,
+        text: `Added ${added.name} (${added.role}). Initial PIN: ${added.initialPin} — ${handOver(await run.reachedBy(), iqId, added.userId, added.initialPin, `${added.name} activates`, added.name)}`,
         json: added,
       };
     },
@@ -373,7 +380,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const added = await run.companion.addRelay({ iqId, pin: await run.pin(opts.pin), name: opts.name });
       return {
-        text: `Added the web relay ${added.name}. Initial PIN: ${added.initialPin} — ${handOver(await run.broker(), iqId, added.userId, added.initialPin, "the relay activates", added.name)}`,
+        text: `Added the web relay ${added.name}. Initial PIN: ${added.initialPin} — ${handOver(await run.reachedBy(), iqId, added.userId, added.initialPin, "the relay activates", added.name)}`,
         json: added,
       };
     },
@@ -425,7 +432,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const reset = await run.companion.resetPin({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
       return {
-        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.broker(), iqId, reset.userId, reset.initialPin, "they activate again", "their")}`,
+        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.reachedBy(), iqId, reset.userId, reset.initialPin, "they activate again", "their")}`,
         json: reset,
       };
     },
@@ -520,7 +527,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const made = await run.companion.inviteDevice({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
       const userId = (await run.profile.activation(iqId))?.userId ?? "USER";
       return {
-        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.broker(), "second device's profile", `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
+        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.reachedBy(), "second device's profile", `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
         json: { iqId, userId, ...made },
       };
     },
@@ -566,13 +573,13 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const backup = opts.from === undefined ? undefined : await readBackupFile(opts.from);
       const restored = await run.companion.restore({ iqId, pin: await run.pin(opts.pin), backup });
-      const broker = await run.broker();
+      const reachedBy = await run.reachedBy();
       const lines = [
         restored.users.length === 0
           ? `Restored ${iqId}: no users to add back.`
           : `Restored ${count(restored.users.length, "user")} on ${iqId}. Each has a new initial PIN to hand over in person:`,
         ...restored.users.map(
-          (u) => `  ${u.name} (${u.role}): ${theirCommand(broker, `${u.name}'s profile`, `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
+          (u) => `  ${u.name} (${u.role}): ${theirCommand(reachedBy, `${u.name}'s profile`, `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
         ),
       ];
       if (restored.missingLocks.length > 0) {
