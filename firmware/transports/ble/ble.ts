@@ -88,7 +88,8 @@ export class BleTransport {
     try {
       await this.connect();
     } catch (error) {
-      this.log.warn("BLE could not start: the hub runs on without it", { error });
+      // A stop while connecting ends the bus under the calls: nothing to report then.
+      if (!this.stopped) this.log.warn("BLE could not start: the hub runs on without it", { error });
     }
   }
 
