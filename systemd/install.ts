@@ -317,15 +317,16 @@ export async function plan(options: InstallOptions): Promise<Plan> {
     iqCommand.push(...writeIfChanged(IQ_COMMAND, iqBefore, renderIqCommand(options), 0o755));
   }
   const policy = await readFile(DBUS_POLICY_TEMPLATE, "utf8");
+  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
+  // reload, start and restart fail; enabling works offline, and the service starts at the next boot.
+  const booted = existsSync(at(SYSTEMD_RUNNING));
   const policyChanges = writeIfChanged(DBUS_POLICY_FILE, await readOptional(at(DBUS_POLICY_FILE)), policy, 0o644);
-  // Before the hub (re)starts, so that its first registration with bluetoothd is allowed.
-  if (policyChanges.length > 0) policyChanges.push(run("systemctl", "reload", "dbus.service"));
+  // Before the hub (re)starts, so that its first registration with bluetoothd is allowed (a D-Bus
+  // that starts later reads the policy itself).
+  if (policyChanges.length > 0 && booted) policyChanges.push(run("systemctl", "reload", "dbus.service"));
 
   const unitBefore = await readOptional(at(UNIT_FILE));
   const unitChanged = unitBefore !== unit;
-  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
-  // start and restart fail; enabling works offline, and the service starts at the next boot.
-  const booted = existsSync(at(SYSTEMD_RUNNING));
   const systemctl: Change[] = unitChanged && booted ? [run("systemctl", "daemon-reload")] : [];
   // lstat, not exists: the link is absolute, and under --root following it would leave the tree.
   const enabled = await lstat(at(ENABLED_LINK)).then(() => true, () => false);

@@ -287,7 +287,7 @@ describe("installer", () => {
     const text = await readFile(unit, "utf8");
     expect(text).toMatch(/^ReadWritePaths=\/sys\/class\/gpio \/sys\/devices$/m);
     expect(text).not.toMatch(/^(ProtectKernelTunables|PrivateDevices)=/m);
-    expect(text).toMatch(/^SupplementaryGroups=gpio bluetooth$/m);
+    expect(text).toMatch(/^SupplementaryGroups=gpio$/m);
   });
 });
 
