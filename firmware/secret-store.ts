@@ -34,9 +34,19 @@ const KEY_INFO = utf8ToBytes("iq-hub secret store v1");
 /** The first plaintext byte says how to give the value back. */
 const KIND = { bytes: 0, json: 1 } as const;
 
+/** Opened secrets kept at most (a site has a few dozen users and apps; past it the cache starts over). */
+const MAX_OPENED = 4_096;
+
 export class SecretStore {
   private readonly key: Uint8Array;
   private closed = false;
+  /**
+   * Opened secrets by record key, for the reads every request makes (its app, its user's PIN):
+   * each costs a LevelDB read and a decryption. Creating a write's op drops the entry, and the
+   * caller commits that op before anything reads the key again (the handler runs one request at a
+   * time). Copies go out, so no caller can change what is cached.
+   */
+  private readonly opened = new Map<string, SecretValue>();
 
   /** Keeps no reference to `deviceKey`: the caller may zero it afterwards. */
   constructor(
@@ -48,8 +58,14 @@ export class SecretStore {
   }
 
   async get(key: string): Promise<SecretValue | undefined> {
-    const record = await this.store.get("secrets", checkRecordKey(key));
-    return record === undefined ? undefined : this.open(key, record);
+    const cached = this.opened.get(checkRecordKey(key));
+    if (cached !== undefined) return structuredClone(cached);
+    const record = await this.store.get("secrets", key);
+    if (record === undefined) return undefined;
+    const value = this.open(key, record);
+    if (this.opened.size >= MAX_OPENED) this.opened.clear();
+    this.opened.set(key, value);
+    return structuredClone(value);
   }
 
   /** For secrets that are keys: anything else stored under `key` is a bug, not a user error. */
@@ -74,7 +90,7 @@ export class SecretStore {
 
   /** A sealed write, to commit in one batch with plain records (a user and their app key). */
   sealOp(key: string, value: SecretValue): StoreOp {
-    checkRecordKey(key);
+    this.opened.delete(checkRecordKey(key));
     const plaintext = encode(value);
     const nonce = randomBytes(NONCE_BYTES);
     try {
@@ -87,12 +103,14 @@ export class SecretStore {
   }
 
   delOp(key: string): StoreOp {
-    return { type: "del", in: "secrets", key: checkRecordKey(key) };
+    this.opened.delete(checkRecordKey(key));
+    return { type: "del", in: "secrets", key };
   }
 
   /** Zeroes the cipher key; the Store stays open (it belongs to the caller). */
   close(): void {
     this.key.fill(0);
+    this.opened.clear();
     this.closed = true;
   }
 
