@@ -101,6 +101,8 @@ export class Hub implements IqContext {
       this.led.show(LED_TABLE[state]);
       this.publishState();
     });
+    // Otherwise a claim that fails later with claim_window_closed is the first sign of it.
+    this.lifecycle.on("claimWindowClosed", () => options.log.info("claim window closed: press the button briefly to open it again"));
     this.led.show(LED_TABLE.booting);
     this.button = new Button(port, {
       pin: config.button.pin,

@@ -128,6 +128,7 @@ describe("hub on mock GPIO", () => {
     await startHub();
     vi.advanceTimersByTime(300_000);
     expect(hub.lifecycle.state).toBe("unclaimed");
+    expect(lines.filter((l) => l.includes("claim window closed: press the button briefly"))).toHaveLength(1);
     gpio.hold(BUTTON, 200);
     vi.advanceTimersByTime(260);
     expect(hub.lifecycle.state).toBe("claimWindow");
