@@ -83,7 +83,7 @@ class Invocation {
   }
 
   async broker(): Promise<string> {
-    return this.globals.broker ?? this.io.env.IQ_BROKER ?? (await this.profile.read()).broker ?? DEFAULT_BROKER;
+    return withScheme(this.globals.broker ?? this.io.env.IQ_BROKER ?? (await this.profile.read()).broker ?? DEFAULT_BROKER);
   }
 
   /** --iq, else the one IQ this profile knows. */
@@ -164,6 +164,14 @@ async function tlsFiles(env: NodeJS.ProcessEnv): Promise<Partial<Record<"ca" | "
   return Object.fromEntries((await Promise.all(Object.entries(files).map(read))).flat());
 }
 
+/**
+ * `host:port` means `mqtt://host:port`: mqtt.js would take `host` for the scheme and fail later
+ * with a packet error that names neither.
+ */
+function withScheme(broker: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(broker) ? broker : `mqtt://${broker}`;
+}
+
 type Handler = (run: Invocation, command: Command) => Promise<Output | undefined>;
 
 function parseCount(value: string): number {
@@ -236,7 +244,10 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   const program = new Command("iq")
     .description("The IQ companion app: claim, manage and open an IQ hub over MQTT, as the phone and web apps do.")
     .option("--profile <name>", "profile to use (default: $IQ_PROFILE, else default)")
-    .option("--broker <url>", `MQTT broker (default: $IQ_BROKER, else the profile's, else ${DEFAULT_BROKER})`)
+    .option(
+      "--broker <url>",
+      `MQTT broker: mqtt://, mqtts://, ws:// or wss:// URL; host:port means mqtt://host:port (default: $IQ_BROKER, else the profile's, else ${DEFAULT_BROKER})`,
+    )
     .option("--iq <id>", "IQ to talk to (default: the profile's only IQ)")
     .option("--topic-prefix <prefix>", `the hub's mqtt.topicPrefix (default: $IQ_TOPIC_PREFIX, else ${DEFAULT_TOPIC_PREFIX})`)
     .option("--json", "print machine-readable JSON; errors as {\"error\":{code,message}}")
@@ -336,13 +347,15 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     user
       .command("remove")
       .description("remove a user and their devices")
-      .argument("<userId>", "the user's id (iq user list shows it)")
+      .argument("<user>", "the user's id, or a name only one user has (iq user list shows them)")
       .addOption(pinOption()),
     async (run, self) => {
-      const [userId] = self.processedArgs as [string];
+      const [who] = self.processedArgs as [string];
       const iqId = await run.iqId();
-      await run.companion.removeUser({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
-      return { text: `Removed ${userId} from ${iqId}.`, json: { userId } };
+      const pin = await run.pin(self.opts<{ pin?: string }>().pin);
+      const userId = await run.companion.findUser({ iqId, pin, who });
+      await run.companion.removeUser({ iqId, pin, userId });
+      return { text: `Removed ${who === userId ? userId : `${who} (${userId})`} from ${iqId}.`, json: { userId } };
     },
   );
   on(
@@ -412,12 +425,13 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     pin
       .command("reset")
       .description("Owner: give a user a new initial PIN (their app must activate again)")
-      .argument("<userId>", "the user's id")
+      .argument("<user>", "the user's id, or a name only one user has")
       .addOption(pinOption("your (the Owner's) PIN")),
     async (run, self) => {
-      const [userId] = self.processedArgs as [string];
+      const [who] = self.processedArgs as [string];
       const iqId = await run.iqId();
-      const reset = await run.companion.resetPin({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
+      const pin = await run.pin(self.opts<{ pin?: string }>().pin);
+      const reset = await run.companion.resetPin({ iqId, pin, userId: await run.companion.findUser({ iqId, pin, who }) });
       return {
         text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.broker(), iqId, reset.userId, reset.initialPin, "they activate again", "their")}`,
         json: reset,

@@ -127,7 +127,7 @@ export class Commands {
         await this.ctx.events.record({ type: "lockout", source, user: user.userId, reason: attempt.status.reason });
         this.ctx.lifecycle.showLockedOut();
       }
-      throw new IqError("pin_wrong", "wrong PIN");
+      throw wrongPin(attempt.triesLeft, !attempt.status.allowed && attempt.status.reason === "disabled");
     }
   }
 
@@ -315,3 +315,15 @@ function parseJson(bytes: Uint8Array): unknown {
   }
 }
 
+/**
+ * A wrong PIN says what is left: the person can stop and think before the block, and learns that
+ * wrong PINs from their other devices count too. Sealed, so only the person's own app reads it.
+ */
+function wrongPin(triesLeft: number, disabled: boolean): IqError {
+  const left = disabled
+    ? "this user is now disabled until the Owner resets the PIN"
+    : triesLeft === 0
+      ? "this user is now blocked for a while"
+      : `${triesLeft} more ${triesLeft === 1 ? "try" : "tries"} before this user is blocked for a while`;
+  return new IqError("pin_wrong", `wrong PIN: ${left} (wrong PINs from every device of the user count together)`, { triesLeft });
+}

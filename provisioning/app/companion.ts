@@ -150,7 +150,10 @@ const PAIRING_NAMES: Record<PairKind, string> = { claim: "claim", activate: "act
 const WRONG_SECRET: Record<PairKind, string> = {
   claim: "wrong setup secret",
   activate: "wrong initial PIN",
-  duplicate: "wrong Code or PIN, or the Code has expired (make a new one with: iq device invite)",
+  // pair_failed leaves the invitation standing (only a success uses it up): say so, or a person
+  // makes a new Code for nothing, or gives up.
+  duplicate:
+    "wrong Code or PIN, or the Code has expired. The invitation still stands for the right Code and PIN until it expires (about 3 minutes after 'iq device invite'): try again, else make a new one with: iq device invite",
 };
 
 export class Companion {
@@ -190,6 +193,24 @@ export class Companion {
 
   listUsers(input: AsUser): Promise<UserList> {
     return this.command(input, "user.list", {}, userList);
+  }
+
+  /**
+   * The user id for what a person typed: an id, or a name (any case) that only one user has. People
+   * know names; the ids are the IQ's. Costs a user.list, so Owner or Admin.
+   */
+  async findUser(input: AsUser & { who: string }): Promise<string> {
+    const { users } = await this.listUsers(input);
+    if (users.some((u) => u.userId === input.who)) return input.who;
+    const named = users.filter((u) => u.name.toLowerCase() === input.who.toLowerCase());
+    if (named.length === 1) return named[0]!.userId;
+    if (named.length === 0) {
+      throw new AppError("user_unknown", `no user with the id or name ${input.who} on ${input.iqId} (iq user list shows them)`);
+    }
+    throw new AppError(
+      "user_ambiguous",
+      `${named.length} users are called ${input.who} on ${input.iqId}: ${named.map((u) => `${u.name} (${u.role}, ${u.userId})`).join(", ")}; give the user id`,
+    );
   }
 
   // ── Story 3: activate, change the PIN ─────────────────────────────────────────────────────

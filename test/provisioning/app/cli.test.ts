@@ -215,6 +215,15 @@ describe("iq over a broker", () => {
     );
   });
 
+  it("--broker host:port is taken as mqtt://host:port", async () => {
+    await startFakeHub("iq-status");
+
+    const run = await iq(["--broker", broker.url.replace(/^mqtt:\/\//, ""), "--iq", "iq-status", "status"]);
+
+    expect(run).toMatchObject({ status: 0, stderr: "" });
+    expect((await iq(["--help"])).stdout).toMatch(/host:port means\s+mqtt:\/\/host:port/);
+  });
+
   it("an IQ's refusal is printed as error <code>: <message> with exit 1", async () => {
     await startFakeHub("iq-refuses");
 
@@ -243,6 +252,30 @@ describe("iq over a broker", () => {
     // The broker the profile paired over is remembered: no --broker needed from now on.
     const listed = await iq(["--json", "user", "list", "--pin", "2469"], { home, now });
     expect((JSON.parse(listed.stdout) as { users: unknown[] }).users).toHaveLength(2);
+  });
+
+  it("user remove and pin reset take a unique name in any case; an ambiguous one lists the matches", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const env = { IQ_BROKER: broker.url };
+    const now = Date.now;
+    await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, env, now });
+    const add = async (name: string): Promise<string> =>
+      (JSON.parse((await iq(["--json", "user", "add", "--name", name, "--role", "user", "--pin", "2469"], { home, now })).stdout) as { userId: string }).userId;
+    const carol = await add("Carol");
+    const bobs = [await add("Bob"), await add("bob")];
+
+    const reset = await iq(["--json", "pin", "reset", "CAROL", "--pin", "2469"], { home, now });
+    expect(JSON.parse(reset.stdout)).toMatchObject({ userId: carol });
+    const ambiguous = await iq(["user", "remove", "Bob", "--pin", "2469"], { home, now });
+    expect(ambiguous.status).toBe(1);
+    expect(ambiguous.stderr).toBe(
+      `error user_ambiguous: 2 users are called Bob on ${iqHub.iqId}: Bob (user, ${bobs[0]}), bob (user, ${bobs[1]}); give the user id\n`,
+    );
+    expect((await iq(["user", "remove", "Dave", "--pin", "2469"], { home, now })).stderr).toMatch(/^error user_unknown: no user with the id or name Dave/);
+    expect(await iq(["user", "remove", "carol", "--pin", "2469"], { home, now })).toMatchObject({ status: 0, stdout: `Removed carol (${carol}) from ${iqHub.iqId}.\n` });
+    expect((await iq(["user", "remove", bobs[1]!, "--pin", "2469"], { home, now })).stdout).toBe(`Removed ${bobs[1]} from ${iqHub.iqId}.\n`);
   });
 
   it("discover lists the IQs that announce themselves", async () => {

@@ -116,7 +116,7 @@ describe("Companion: pairing", () => {
 
     await expect(tablet.app.joinAsDevice({ iqId, userId: bobId, code: invite.code, pin: "135799" })).rejects.toMatchObject({
       code: "pair_failed",
-      message: expect.stringContaining("wrong Code or PIN") as string,
+      message: expect.stringContaining("wrong Code or PIN, or the Code has expired. The invitation still stands for the right Code and PIN") as string,
     });
     // A wrong try does not use up the invitation: the right PIN still works within its validity.
     expect(await tablet.app.joinAsDevice({ iqId, userId: bobId, code: invite.code, pin: BOB_PIN })).toMatchObject({ userId: bobId, name: "Bob" });
