@@ -274,6 +274,26 @@ export class Hub implements IqContext {
     return readSetupSecret(this.run.secrets);
   }
 
+  /**
+   * The claim as a line to paste where the app runs: with the broker (the hub's, without its
+   * credentials: each party has its own), and placeholders a shell takes as they are (no `<…>`).
+   * The secret is filled in only where it may be shown (the simulator); the log names the file.
+   */
+  claimCommand(secret = "SECRET"): string {
+    const { mqtt } = this.options.config;
+    let broker;
+    if (mqtt.url === undefined) {
+      const host = mqtt.embeddedHost.includes(":") ? `[${mqtt.embeddedHost}]` : mqtt.embeddedHost;
+      broker = `mqtt://${host}:${mqtt.embeddedPort}`;
+    } else {
+      const url = new URL(mqtt.url);
+      url.username = "";
+      url.password = "";
+      broker = url.href.replace(/\/$/, "");
+    }
+    return `npx iq --broker ${broker} --profile PROFILE claim --iq ${this.iqId} --secret ${secret} --name NAME`;
+  }
+
   claimOps(): StoreOp[] {
     return [setupSecretDelOp(this.run.secrets), { type: "put", in: "meta", key: META.claimed, value: true }];
   }
@@ -336,7 +356,11 @@ export class Hub implements IqContext {
   private async becomeUnclaimed(): Promise<void> {
     const { config, log } = this.options;
     await ensureSetupSecret(this.run.secrets, config.stateDir);
-    log.info("unclaimed: claim it with the setup secret", { iqId: this.iqId, setupSecretFile: setupSecretFile(config.stateDir) });
+    log.info("unclaimed: claim it with the setup secret (SECRET below) from setupSecretFile", {
+      iqId: this.iqId,
+      setupSecretFile: setupSecretFile(config.stateDir),
+      claim: this.claimCommand(),
+    });
     this.lifecycle.enter("unclaimed");
     this.lifecycle.openClaimWindow(config.claimWindowMs);
   }

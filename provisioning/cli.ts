@@ -93,7 +93,7 @@ class Invocation {
     if (known.length === 1 && known[0] !== undefined) return known[0];
     throw usageError(
       known.length === 0
-        ? `profile ${this.profile.name} knows no IQ yet: pass --iq ID (iq discover lists the IQs on the broker)`
+        ? `profile ${this.profile.name} knows no IQ yet: pass --iq ID (npx iq discover lists the IQs on the broker)`
         : `profile ${this.profile.name} knows several IQs (${known.join(", ")}): pass --iq ID`,
     );
   }
@@ -221,13 +221,26 @@ function pinOption(what = "your PIN"): Option {
   return new Option("--pin <pin>", `${what} (default: $IQ_PIN, else asked for)`);
 }
 
+/** Stands for a profile name the CLI cannot know; pasted as it is, it is still a valid name. */
+const PROFILE_PLACEHOLDER = "PROFILE";
+const PROFILE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
 /**
- * A command line someone else runs on their own device, ready to copy: with `npx` (the checkout's
- * `iq` is not on PATH), a placeholder for their profile, and the broker unless it is the default.
+ * A profile name for a person, from their name ("Bob" → bob), else the placeholder. Never `<…>`
+ * or quotes: a hint is pasted into a shell, where those redirect or open a string.
  */
-function theirCommand(broker: string, whose: string, rest: string): string {
+function profileFor(name: string | undefined): string {
+  const candidate = name?.toLowerCase().replace(/\s+/g, "-");
+  return candidate !== undefined && PROFILE_NAME.test(candidate) ? candidate : PROFILE_PLACEHOLDER;
+}
+
+/**
+ * A command line someone else runs on their own device, ready to paste: with `npx` (the checkout's
+ * `iq` is not on PATH), a profile for them, and the broker unless it is the default.
+ */
+function theirCommand(broker: string, profile: string, rest: string): string {
   const brokerOption = broker === DEFAULT_BROKER ? "" : ` --broker ${broker}`;
-  return `npx iq${brokerOption} --profile <${whose}> ${rest}`;
+  return `npx iq${brokerOption} --profile ${profile} ${rest}`;
 }
 
 /** A next step for the same person: their profile remembers the broker it paired over. */
@@ -236,8 +249,8 @@ function ownCommand(run: Invocation, rest: string): string {
 }
 
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
-function handOver(broker: string, iqId: string, userId: string, pin: string, who: string, name: string): string {
-  return `hand it over in person; ${who} with: ${theirCommand(broker, `${name}'s profile`, `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
+function handOver(broker: string, iqId: string, userId: string, pin: string, who: string, name: string | undefined): string {
+  return `hand it over in person; ${who} with: ${theirCommand(broker, profileFor(name), `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
 }
 
 function buildProgram(io: CliEnvironment, json: boolean): Command {
@@ -289,13 +302,15 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
 
   on(program.command("status").description("the IQ's state, clock and locks (no PIN needed)"), async (run) => {
     const status = await run.companion.status({ iqId: await run.iqId() });
+    // The claim is run from this profile, over the broker this status came through.
+    const claim = theirCommand(await run.broker(), run.profile.name, `claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`);
     const clock =
       status.clockSynced === false ? "clock NOT synchronised: Codes are refused until it is" : status.clockSynced ? "clock synchronised" : "clock state unknown";
     const lines = [`IQ ${status.iqId} (v${status.version}): ${status.state}; ${clock}`];
     if (!status.claimed) {
       lines.push(
         status.claimWindowOpen
-          ? `Unclaimed, claim window open: iq claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`
+          ? `Unclaimed, claim window open: ${claim}`
           : "Unclaimed, claim window closed: press the IQ's button briefly to open it",
       );
     }
@@ -433,7 +448,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const pin = await run.pin(self.opts<{ pin?: string }>().pin);
       const reset = await run.companion.resetPin({ iqId, pin, userId: await run.companion.findUser({ iqId, pin, who }) });
       return {
-        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.broker(), iqId, reset.userId, reset.initialPin, "they activate again", "their")}`,
+        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.broker(), iqId, reset.userId, reset.initialPin, "they activate again", who === reset.userId ? undefined : who)}`,
         json: reset,
       };
     },
@@ -511,7 +526,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
         ? await run.companion.webOffice({ iqId, lock: opts.lock, on: switchOn, ...web })
         : await run.companion.office({ iqId, lock: opts.lock, on: switchOn, pin: await run.pin(opts.pin) });
       const text = result.officeMode
-        ? `Office Mode on: ${result.lock} on ${iqId} stays open until: iq office off`
+        ? `Office Mode on: ${result.lock} on ${iqId} stays open until: ${web ? "switched off with an office_off Code" : ownCommand(run, `office off${opts.lock === DEFAULT_LOCK ? "" : ` --lock ${opts.lock}`}`)}`
         : `Office Mode off: ${result.lock} on ${iqId} is locked.`;
       return { text, json: result };
     },
@@ -528,7 +543,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const made = await run.companion.inviteDevice({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
       const userId = (await run.profile.activation(iqId))?.userId ?? "USER";
       return {
-        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.broker(), "second device's profile", `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
+        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.broker(), profileFor(`${run.profile.name}-2`), `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
         json: { iqId, userId, ...made },
       };
     },
@@ -580,7 +595,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
           ? `Restored ${iqId}: no users to add back.`
           : `Restored ${count(restored.users.length, "user")} on ${iqId}. Each has a new initial PIN to hand over in person:`,
         ...restored.users.map(
-          (u) => `  ${u.name} (${u.role}): ${theirCommand(broker, `${u.name}'s profile`, `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
+          (u) => `  ${u.name} (${u.role}): ${theirCommand(broker, profileFor(u.name), `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
         ),
       ];
       if (restored.missingLocks.length > 0) {
