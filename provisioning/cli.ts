@@ -9,7 +9,7 @@
  * 2 the command line itself is wrong.
  */
 import { realpathSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 
@@ -17,7 +17,7 @@ import { IqError } from "../common/errors.js";
 import { IqClient, type MessageHandler, type Requester } from "./app/client.js";
 import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/companion.js";
 import { AppError } from "./app/errors.js";
-import { Profile } from "./app/profile.js";
+import { BACKUPS_KEPT, Profile } from "./app/profile.js";
 import { CODE_PURPOSES, type CodePurpose } from "./crypto/code.js";
 import { backupSchema, type Backup, type Role } from "./protocol/messages.js";
 import { DEFAULT_TOPIC_PREFIX } from "./protocol/topics.js";
@@ -333,8 +333,15 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const pin = await run.newPin(opts.pin ?? run.io.env.IQ_PIN, "PIN you choose");
       const owner = await run.companion.claim({ iqId, setupSecret: opts.secret, name: opts.name, pin });
       await run.rememberBroker();
+      // A re-claim after a factory reset (story 8): the users come back with a restore, and a
+      // backup made first would hold only the new Owner.
+      const last = (await run.companion.keptBackups(iqId)).at(-1)?.backup;
+      const next =
+        last === undefined
+          ? `Make a backup now and after each change: ${ownCommand(run, "backup")}`
+          : `This profile has a backup of ${iqId} (${count(last.users.length, "user")}, made ${last.createdAt}): now run ${ownCommand(run, "restore")}`;
       return {
-        text: `Claimed ${iqId}: you are its owner, ${owner.name} (user id ${owner.userId}). Keep your PIN: a forgotten owner PIN means a factory reset. Make a backup now and after each change: ${ownCommand(run, "backup")}`,
+        text: `Claimed ${iqId}: you are its owner, ${owner.name} (user id ${owner.userId}). Keep your PIN: a forgotten owner PIN means a factory reset. ${next}`,
         json: { iqId, ...owner },
       };
     },
@@ -567,13 +574,19 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   on(
     program
       .command("backup")
-      .description("Owner: keep the IQ's users, roles, locks and settings in this profile")
+      .description(`Owner: keep the IQ's users, roles, locks and settings in this profile (the last ${BACKUPS_KEPT})`)
+      .option("--out <file>", "also write it to this file (iq restore --from reads it)")
+      .option("--force", "keep it even if it has fewer users than the last backup, which was never restored")
       .addOption(pinOption()),
     async (run, self) => {
+      const opts = self.opts<{ out?: string; force?: boolean; pin?: string }>();
       const iqId = await run.iqId();
-      const backup = await run.companion.backup({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
+      const backup = await run.companion.backup({ iqId, pin: await run.pin(opts.pin), force: opts.force === true });
+      // 0600 like the profile: names and roles of the people who may open the door.
+      if (opts.out !== undefined) await writeFile(opts.out, `${JSON.stringify({ backup }, null, 2)}\n`, { mode: 0o600 });
+      const where = `profile ${run.profile.name}${opts.out === undefined ? "" : ` and ${opts.out}`}`;
       return {
-        text: `Backup of ${iqId} kept in profile ${run.profile.name}: ${count(backup.users.length, "user")}, ${count(backup.locks.length, "lock")}. After a factory reset, claim the IQ again and run: ${ownCommand(run, `restore --iq ${iqId}`)}`,
+        text: `Backup of ${iqId} kept in ${where}: ${count(backup.users.length, "user")}, ${count(backup.locks.length, "lock")}. After a factory reset, claim the IQ again and run: ${ownCommand(run, `restore --iq ${iqId}${opts.out === undefined ? "" : ` --from ${opts.out}`}`)}`,
         json: { backup },
       };
     },
@@ -582,7 +595,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     program
       .command("restore")
       .description("Owner, after a factory reset and a new claim: push the last backup back")
-      .option("--from <file>", "a backup saved with iq --json backup (default: the one in this profile)")
+      .option("--from <file>", "a backup saved with iq backup --out (or iq --json backup) (default: the newest in this profile)")
       .addOption(pinOption()),
     async (run, self) => {
       const opts = self.opts<{ from?: string; pin?: string }>();

@@ -42,7 +42,7 @@ import { topicsFor } from "../protocol/topics.js";
 import { acceptSealed, acceptSigned, IqRefusal, parseResult } from "./answers.js";
 import type { Requester } from "./client.js";
 import { AppError } from "./errors.js";
-import type { Activation, Profile } from "./profile.js";
+import { BACKUPS_KEPT, type Activation, type KeptBackup, type Profile } from "./profile.js";
 
 /** The lock a command addresses when none is named (the hub's default configuration has one). */
 export const DEFAULT_LOCK = "door";
@@ -307,25 +307,50 @@ export class Companion {
 
   // ── Story 8: backup before, restore after a factory reset ────────────────────────────────
 
-  /** Fetches the IQ's configuration and keeps it in the profile, for restore after a reset. */
-  async backup(input: AsUser): Promise<Backup> {
+  /**
+   * Fetches the IQ's configuration and keeps it in the profile (newest last, earlier ones kept),
+   * for restore after a reset. A backup with fewer users than the last one, which was never
+   * restored, is refused unless `force`: that is what a backup made after a re-claim and before the
+   * restore looks like, and the restore would then bring back nobody.
+   */
+  async backup(input: AsUser & { force?: boolean }): Promise<Backup> {
     const { backup } = await this.command(input, "backup", {}, z.object({ backup: backupSchema }));
-    await this.profile.update((data) => {
-      data.backups[input.iqId] = backup;
+    return this.profile.update((data) => {
+      const kept = data.backups[input.iqId] ?? [];
+      const last = kept.at(-1);
+      if (input.force !== true && last !== undefined && !last.restored && backup.users.length < last.backup.users.length) {
+        throw new AppError(
+          "backup_would_shrink",
+          `the last backup of ${input.iqId} in profile ${this.profile.name} (${last.backup.users.length} users, made ${last.backup.createdAt}) was never restored, and the IQ now has ${backup.users.length}. ` +
+            "After a factory reset and a new claim, restore first (iq restore); if users were removed on purpose, pass --force (the earlier backup is kept too)",
+        );
+      }
+      data.backups[input.iqId] = [...kept, { backup, restored: false }].slice(-BACKUPS_KEPT);
+      return backup;
     });
-    return backup;
   }
 
-  /** Pushes a backup (by default the last one kept for this IQ) to the newly claimed IQ. */
+  /** The backups kept for `iqId`, oldest first. */
+  async keptBackups(iqId: string): Promise<KeptBackup[]> {
+    return (await this.profile.read()).backups[iqId] ?? [];
+  }
+
+  /** Pushes a backup (by default the newest kept for this IQ) to the newly claimed IQ; a kept one is then marked restored. */
   async restore(input: AsUser & { backup?: Backup }): Promise<RestoreResult> {
-    const backup = input.backup ?? (await this.profile.read()).backups[input.iqId];
+    const backup = input.backup ?? (await this.keptBackups(input.iqId)).at(-1)?.backup;
     if (backup === undefined) {
       throw new AppError(
         "backup_missing",
         `profile ${this.profile.name} has no backup of ${input.iqId}; a backup has to be made (iq backup) before a reset`,
       );
     }
-    return this.command(input, "restore", { backup }, restoreResult);
+    const restored = await this.command(input, "restore", { backup }, restoreResult);
+    await this.profile.update((data) => {
+      for (const kept of data.backups[input.iqId] ?? []) {
+        if (JSON.stringify(kept.backup) === JSON.stringify(backup)) kept.restored = true;
+      }
+    });
+    return restored;
   }
 
   // ── Story 9: a second device ─────────────────────────────────────────────────────────────

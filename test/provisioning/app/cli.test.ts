@@ -1,3 +1,5 @@
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { Profile } from "../../../provisioning/app/profile.js";
@@ -281,6 +283,32 @@ describe("iq over a broker", () => {
     expect((await iq(["user", "remove", "Dave", "--pin", "2469"], { home, now })).stderr).toMatch(/^error user_unknown: no user with the id or name Dave/);
     expect(await iq(["user", "remove", "carol", "--pin", "2469"], { home, now })).toMatchObject({ status: 0, stdout: `Removed carol (${carol}) from ${iqHub.iqId}.\n` });
     expect((await iq(["user", "remove", bobs[1]!, "--pin", "2469"], { home, now })).stdout).toBe(`Removed ${bobs[1]} from ${iqHub.iqId}.\n`);
+  });
+
+  it("story 8: after the re-claim the CLI says to restore, refuses a backup that would replace the real one, and backup --out feeds restore --from", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const env = { IQ_BROKER: broker.url };
+    const now = Date.now;
+    const pin = ["--pin", "2469"];
+    await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", ...pin], { home, env, now });
+    for (const name of ["Bob", "Carol"]) await iq(["user", "add", "--name", name, "--role", "user", ...pin], { home, now });
+    const file = join(home, "..", "iq-backup.json");
+    const saved = await iq(["backup", "--out", file, ...pin], { home, now });
+    expect(saved.stdout).toContain(`kept in profile default and ${file}: 3 users, 1 lock.`);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+
+    await iqHub.hub.factoryReset("button");
+    const reclaimed = await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", ...pin], { home, now });
+    expect(reclaimed.stdout).toMatch(new RegExp(`This profile has a backup of ${iqHub.iqId} \\(3 users, made .+\\): now run npx iq --profile default restore\n$`));
+    const tooEarly = await iq(["backup", ...pin], { home, now });
+    expect(tooEarly).toMatchObject({ status: 1, stderr: expect.stringMatching(/^error backup_would_shrink: .*pass --force/) as string });
+
+    const restored = await iq(["restore", "--from", file, ...pin], { home, now });
+    expect(restored.stdout).toMatch(/^Restored 2 users on /);
+    // Restored: a smaller backup is now an ordinary one.
+    expect((await iq(["backup", ...pin], { home, now })).status).toBe(0);
   });
 
   it("discover lists the IQs that announce themselves", async () => {
