@@ -25,6 +25,10 @@ import { DEFAULT_TOPIC_PREFIX } from "./protocol/topics.js";
 /** The hub's embedded broker when it runs with no configuration: where a first try meets it. */
 const DEFAULT_BROKER = "mqtt://127.0.0.1:1883";
 const DEFAULT_DISCOVER_MS = 1_000;
+/** After a request went unanswered: how long to gather the retained states of the IQs on the broker. */
+const SEEN_WAIT_MS = 500;
+/** A wait shorter than this shows no progress: most answers come within it. */
+const PROGRESS_EVERY_MS = 1_000;
 
 const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 const USAGE = "usage";
@@ -39,6 +43,13 @@ export interface CliEnvironment {
   /** `events --follow` ends when this aborts (Ctrl-C). */
   stop: AbortSignal;
   now: () => number;
+  /**
+   * Replaces the one progress line on stderr ("" clears it); absent when stderr is not a
+   * terminal, where a line rewritten every second would only clutter a log.
+   */
+  progress?: (line: string) => void;
+  /** How long a request waits for its answer (tests shorten it). */
+  requestTimeoutMs?: number;
 }
 
 interface Globals {
@@ -76,7 +87,17 @@ class Invocation {
     this.topicPrefix = globals.topicPrefix ?? io.env.IQ_TOPIC_PREFIX ?? DEFAULT_TOPIC_PREFIX;
     const requester: Requester = {
       topicPrefix: this.topicPrefix,
-      request: async (iqId, op, args) => (await this.connect()).request(iqId, op, args),
+      request: async (iqId, op, args) => {
+        const client = await this.connect();
+        const stopProgress = this.showProgress(iqId);
+        try {
+          return await client.request(iqId, op, args);
+        } catch (error) {
+          throw error instanceof AppError && error.code === "no_answer" ? await this.explainSilence(iqId, error) : error;
+        } finally {
+          stopProgress();
+        }
+      },
       watch: async (filter, onMessage: MessageHandler) => (await this.connect()).watch(filter, onMessage),
     };
     this.companion = new Companion({ profile: this.profile, client: requester, now: io.now });
@@ -129,6 +150,35 @@ class Invocation {
     });
   }
 
+  /** "waiting for IQ x… 3 s" on the terminal while a request waits; returns what ends it. */
+  private showProgress(iqId: string): () => void {
+    const { progress } = this.io;
+    if (progress === undefined) return () => undefined;
+    const started = this.io.now();
+    let shown = false;
+    const timer = setInterval(() => {
+      shown = true;
+      progress(`waiting for IQ ${iqId}… ${Math.round((this.io.now() - started) / 1000)} s`);
+    }, PROGRESS_EVERY_MS);
+    return () => {
+      clearInterval(timer);
+      if (shown) progress("");
+    };
+  }
+
+  /**
+   * No answer: a mistyped IQ id and a stopped hub look the same from here, so look at the IQs
+   * that announce themselves (retained state and availability) and say which it is.
+   */
+  private async explainSilence(iqId: string, noAnswer: AppError): Promise<AppError> {
+    const seen = await this.companion.discover({ waitMs: SEEN_WAIT_MS });
+    const broker = await this.broker();
+    const it = seen.find((iq) => iq.iqId === iqId);
+    if (it?.availability === "offline") return new AppError("no_answer", `IQ ${iqId} is offline on ${broker}: is the hub running?`);
+    if (it !== undefined || seen.length === 0) return noAnswer;
+    return new AppError("iq_unknown", `no IQ ${iqId} on ${broker}; IQs seen: ${seen.map((iq) => iq.iqId).join(", ")} (check --iq)`);
+  }
+
   async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
@@ -138,7 +188,7 @@ class Invocation {
   private connect(): Promise<IqClient> {
     this.client ??= (async () => {
       const [broker, mqtt] = await Promise.all([this.broker(), tlsFiles(this.io.env)]);
-      return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt });
+      return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt, timeoutMs: this.io.requestTimeoutMs });
     })();
     // A failed connection is not kept: the error goes to the caller, and close() has nothing to end.
     this.client.catch(() => (this.client = undefined));
@@ -723,6 +773,7 @@ function processEnvironment(): CliEnvironment {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     ...(interactive && { askSecret: askHidden }),
+    ...(process.stderr.isTTY && { progress: (line: string) => process.stderr.write(`\r\x1b[K${line}`) }),
     stop: stop.signal,
     now: Date.now,
   };

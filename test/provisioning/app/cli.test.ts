@@ -25,6 +25,8 @@ interface RunOptions {
   askSecret?: CliEnvironment["askSecret"];
   /** The app's clock: noon on 1 January 2026 unless a test talks to a real hub, which uses its own. */
   now?: () => number;
+  progress?: CliEnvironment["progress"];
+  requestTimeoutMs?: number;
 }
 
 /** Runs `iq args…` in-process with its own IQ_HOME (or the given one) and no terminal. */
@@ -36,6 +38,8 @@ async function iq(args: string[], options: RunOptions = {}): Promise<Run> {
     stdout: (text) => (stdout += text),
     stderr: (text) => (stderr += text),
     ...(options.askSecret && { askSecret: options.askSecret }),
+    ...(options.progress && { progress: options.progress }),
+    ...(options.requestTimeoutMs !== undefined && { requestTimeoutMs: options.requestTimeoutMs }),
     stop: AbortSignal.abort(),
     now: options.now ?? (() => NOON),
   });
@@ -309,6 +313,17 @@ describe("iq over a broker", () => {
     expect(restored.stdout).toMatch(/^Restored 2 users on /);
     // Restored: a smaller backup is now an ordinary one.
     expect((await iq(["backup", ...pin], { home, now })).status).toBe(0);
+  });
+
+  it("a mistyped IQ id: after the wait, the IQs seen on the broker; progress on the terminal meanwhile", async () => {
+    await startFakeHub("iq-status");
+    const progress: string[] = [];
+
+    const run = await iq(["--broker", broker.url, "--iq", "iq-stauts", "status"], { requestTimeoutMs: 1_300, progress: (line) => progress.push(line), now: Date.now });
+
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`^error iq_unknown: no IQ iq-stauts on ${broker.url}; IQs seen: (.+, )?iq-status(, .+)? \\(check --iq\\)\n$`));
+    expect(progress).toEqual(["waiting for IQ iq-stauts… 1 s", ""]);
   });
 
   it("discover lists the IQs that announce themselves", async () => {
