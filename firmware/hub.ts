@@ -111,7 +111,7 @@ export class Hub implements IqContext {
       shortPressMaxMs: config.button.shortPressMaxMs,
       holdThresholdsMs: [config.button.resetArmMs, config.button.resetCancelMs],
     });
-    this.access = new Access(this.locks, () => this.events, this.lifecycle, () => this.publishState());
+    this.access = new Access(this.locks, () => this.events, this.lifecycle, () => this.publishState(), options.log);
     this.junk = new RateLimiter(this.now);
     this.deviceKeyFile = deviceKeyFile(config.stateDir);
     this.webBudget = new WebBudget(() => this.store, this.now);

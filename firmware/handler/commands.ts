@@ -133,7 +133,7 @@ export class Commands {
 
   private async run(op: CommandOp, args: unknown, caller: Caller): Promise<unknown> {
     const { ctx } = this;
-    const actor = { userId: caller.user.userId, source: caller.source };
+    const actor = { userId: caller.user.userId, name: caller.user.name, source: caller.source };
     switch (op) {
       case "whoami":
         return { userId: caller.user.userId, name: caller.user.name, role: caller.user.role };
@@ -216,7 +216,7 @@ export class Commands {
     if (user.role === "relay") throw new IqError("forbidden", "a relay has no Codes of its own");
     requireAllowed(user, op === "web.open" ? "open" : "office");
     ctx.access.requireLock(args.lock);
-    const actor = { userId: user.userId, source: "web" as const };
+    const actor = { userId: user.userId, name: user.name, source: "web" as const };
     if (op === "web.open") {
       const spend = await acceptUserCode(ctx, this.wrongPins, { user, purpose: "open", code: args.code, source: "web", lock: args.lock });
       return ctx.access.open(args.lock, actor, [spend]);

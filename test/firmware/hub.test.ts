@@ -171,7 +171,7 @@ describe("hub on mock GPIO", () => {
   it("a factory reset that begins while a request is deciding never leaves the door open", async () => {
     await startHub();
     hub.lifecycle.enter("activated");
-    const deciding = hub.access.setOfficeMode("door", true, { userId: "u-1", source: "app" });
+    const deciding = hub.access.setOfficeMode("door", true, { userId: "u-1", name: "Ann", source: "app" });
     const reset = hub.factoryReset("button");
     await expect(deciding).rejects.toMatchObject({ code: "resetting" });
     await reset;
