@@ -19,7 +19,7 @@ import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/comp
 import { AppError } from "./app/errors.js";
 import { BACKUPS_KEPT, Profile } from "./app/profile.js";
 import { CODE_PURPOSES, type CodePurpose } from "./crypto/code.js";
-import { backupSchema, type Backup, type Role } from "./protocol/messages.js";
+import { backupSchema, type Backup, type CommandOp, type Role } from "./protocol/messages.js";
 import { DEFAULT_TOPIC_PREFIX } from "./protocol/topics.js";
 
 /** The hub's embedded broker when it runs with no configuration: where a first try meets it. */
@@ -179,6 +179,11 @@ class Invocation {
     return new AppError("iq_unknown", `no IQ ${iqId} on ${broker}; IQs seen: ${seen.map((iq) => iq.iqId).join(", ")} (check --iq)`);
   }
 
+  /** See IqClient.onConnectionChange; connects first if need be. */
+  async onConnectionChange(listener: (connected: boolean) => void): Promise<() => void> {
+    return (await this.connect()).onConnectionChange(listener);
+  }
+
   async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
@@ -237,9 +242,35 @@ function describeCode(made: MadeCode): string {
   return `${made.code} (valid once, until about ${time(made.validUntil)})`;
 }
 
-function describeEvent(event: IqEvent): string {
+/** The iq command behind each sealed op, for a refusal's `details.op`: people know commands. */
+const COMMAND_OF: Readonly<Record<CommandOp, string>> = {
+  whoami: "iq whoami",
+  open: "iq open",
+  office: "iq office",
+  "user.add": "iq user add",
+  "user.remove": "iq user remove",
+  "user.list": "iq user list",
+  "pin.change": "iq pin change",
+  "pin.reset": "iq pin reset",
+  "device.invite": "iq device invite",
+  backup: "iq backup",
+  restore: "iq restore",
+  "web.open": "iq open --web",
+  "web.office": "iq office --web",
+};
+
+/**
+ * One event on one line: the user by name where known (with the id, which the IQ's records
+ * use), and a refused op as the command that caused it.
+ */
+function describeEvent(event: IqEvent, names: ReadonlyMap<string, string>): string {
   const { seq, at, type, ...rest } = event;
-  const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`);
+  const fields = Object.entries(rest).map(([key, value]) => {
+    if (key === "user" && typeof value === "string" && names.has(value)) return `user=${names.get(value)} (${value})`;
+    return `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
+  });
+  const op = (rest.details as Record<string, unknown> | undefined)?.op;
+  if (typeof op === "string" && op in COMMAND_OF) fields.push(`command="${COMMAND_OF[op as CommandOp]}"`);
   return [`#${seq}`, at, type, ...fields].join(" ");
 }
 
@@ -673,15 +704,23 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .command("events")
       .description("the IQ's audit events (no PIN needed)")
       .option("--after <seq>", "only events after this sequence number", parseCount)
-      .option("--follow", "keep printing new events until Ctrl-C (with --json: one JSON object per line)"),
+      .option("--follow", "keep printing new events until Ctrl-C (with --json: one JSON object per line)")
+      .option("--user <user>", "only this user's events: an id, or a name (names need an Owner's or Admin's PIN)")
+      .option("--type <types>", "only events of these types, comma-separated (opened,refused,lockout,…)")
+      .addOption(pinOption("with an Owner's or Admin's profile: your PIN, to show names (optional)")),
     async (run, self) => {
-      const opts = self.opts<{ after?: number; follow?: boolean }>();
+      const opts = self.opts<{ after?: number; follow?: boolean; user?: string; type?: string; pin?: string }>();
       const iqId = await run.iqId();
+      const names = await userNames(run, iqId, opts.pin);
+      const wanted = eventFilter(opts, names);
+      const print = (event: IqEvent): string => (json ? JSON.stringify(event) : describeEvent(event, names));
       if (opts.follow !== true) {
-        const events = await run.companion.events({ iqId, afterSeq: opts.after });
-        return { text: events.length === 0 ? "No events." : events.map(describeEvent).join("\n"), json: { events } };
+        const events = (await run.companion.events({ iqId, afterSeq: opts.after })).filter(wanted);
+        return { text: events.length === 0 ? "No events." : events.map(print).join("\n"), json: { events } };
       }
-      await followEvents(run, iqId, opts.after, json);
+      await followEvents(run, iqId, opts.after, (event) => {
+        if (wanted(event)) run.io.stdout(`${print(event)}\n`);
+      });
       return undefined;
     },
   );
@@ -698,8 +737,35 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   return program;
 }
 
-/** Prints events until the stop signal (Ctrl-C) or an error. */
-async function followEvents(run: Invocation, iqId: string, afterSeq: number | undefined, json: boolean): Promise<void> {
+/**
+ * User ids to names for the events: this profile's own, and with an Owner's or Admin's PIN
+ * (--pin, $IQ_PIN, or asked on a terminal, where Enter skips) everyone's from user.list. Events
+ * need no PIN, so without one the ids stay.
+ */
+async function userNames(run: Invocation, iqId: string, pinFlag: string | undefined): Promise<Map<string, string>> {
+  const me = await run.profile.activation(iqId);
+  const names = new Map<string, string>(me === undefined ? [] : [[me.userId, me.name]]);
+  if (me?.activated !== true || (me.role !== "owner" && me.role !== "admin")) return names;
+  const pin = pinFlag ?? run.io.env.IQ_PIN ?? (await run.io.askSecret?.("PIN, to show names (Enter: ids only): "));
+  if (pin === undefined || pin === "") return names;
+  for (const user of (await run.companion.listUsers({ iqId, pin })).users) names.set(user.userId, user.name);
+  return names;
+}
+
+/** --user (an id, or a name any case) and --type (a comma-separated list). */
+function eventFilter(opts: { user?: string; type?: string }, names: ReadonlyMap<string, string>): (event: IqEvent) => boolean {
+  const types = opts.type?.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  const who = opts.user?.toLowerCase();
+  const userIds =
+    who === undefined ? undefined : new Set([opts.user, ...[...names].filter(([, name]) => name.toLowerCase() === who).map(([id]) => id)]);
+  return (event) => (types === undefined || types.includes(event.type)) && (userIds === undefined || userIds.has(event.user as string));
+}
+
+/**
+ * Prints events until the stop signal (Ctrl-C) or an error, saying on stderr that it follows
+ * and when the broker goes and comes back (stdout stays the events alone, for a pipe).
+ */
+async function followEvents(run: Invocation, iqId: string, afterSeq: number | undefined, onEvent: (event: IqEvent) => void): Promise<void> {
   const { io } = run;
   let failed: (error: Error) => void = () => undefined;
   const ended = new Promise<void>((resolve, reject) => {
@@ -707,15 +773,16 @@ async function followEvents(run: Invocation, iqId: string, afterSeq: number | un
     if (io.stop.aborted) resolve();
     io.stop.addEventListener("abort", () => resolve(), { once: true });
   });
-  const stop = await run.companion.followEvents({
-    iqId,
-    afterSeq,
-    onEvent: (event) => io.stdout(`${json ? JSON.stringify(event) : describeEvent(event)}\n`),
-    onError: failed,
-  });
+  const broker = await run.broker();
+  const stop = await run.companion.followEvents({ iqId, afterSeq, onEvent, onError: failed });
+  io.stderr(`following the events of ${iqId} on ${broker} (Ctrl-C ends)\n`);
+  const unwatch = await run.onConnectionChange((connected) =>
+    io.stderr(connected ? `broker ${broker} is back: following again\n` : `lost the broker ${broker}: retrying…\n`),
+  );
   try {
     await ended;
   } finally {
+    unwatch();
     await stop();
   }
 }

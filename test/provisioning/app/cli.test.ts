@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { MqttClient } from "mqtt";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { Profile } from "../../../provisioning/app/profile.js";
 import { main, type CliEnvironment } from "../../../provisioning/cli.js";
 import { generateIdentity, signDocument } from "../../../provisioning/crypto/identity.js";
@@ -27,6 +27,10 @@ interface RunOptions {
   now?: () => number;
   progress?: CliEnvironment["progress"];
   requestTimeoutMs?: number;
+  /** Ends `events --follow`; already aborted unless given. */
+  stop?: AbortSignal;
+  /** Sees stderr as it is written (a following command has not returned yet). */
+  onStderr?: (text: string) => void;
 }
 
 /** Runs `iq args…` in-process with its own IQ_HOME (or the given one) and no terminal. */
@@ -36,11 +40,14 @@ async function iq(args: string[], options: RunOptions = {}): Promise<Run> {
   const status = await main(args, {
     env: { IQ_HOME: options.home ?? tempHome(), ...options.env },
     stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
+    stderr: (text) => {
+      stderr += text;
+      options.onStderr?.(text);
+    },
     ...(options.askSecret && { askSecret: options.askSecret }),
     ...(options.progress && { progress: options.progress }),
     ...(options.requestTimeoutMs !== undefined && { requestTimeoutMs: options.requestTimeoutMs }),
-    stop: AbortSignal.abort(),
+    stop: options.stop ?? AbortSignal.abort(),
     now: options.now ?? (() => NOON),
   });
   return { status, stdout, stderr };
@@ -324,6 +331,48 @@ describe("iq over a broker", () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(new RegExp(`^error iq_unknown: no IQ iq-stauts on ${broker.url}; IQs seen: (.+, )?iq-status(, .+)? \\(check --iq\\)\n$`));
     expect(progress).toEqual(["waiting for IQ iq-stauts… 1 s", ""]);
+  });
+
+  it("events: names for the Owner, the refused op as its command, --user and --type filters", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const now = Date.now;
+    await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, env: { IQ_BROKER: broker.url }, now });
+    const bob = JSON.parse((await iq(["--json", "user", "add", "--name", "Bob", "--role", "user", "--pin", "2469"], { home, now })).stdout) as { userId: string; initialPin: string };
+    const bobHome = tempHome();
+    await iq(["--broker", broker.url, "--iq", iqHub.iqId, "activate", "--user", bob.userId, "--pin", bob.initialPin], { home: bobHome, now });
+    expect((await iq(["user", "add", "--name", "Eve", "--role", "user", "--pin", bob.initialPin], { home: bobHome, now })).status).toBe(1);
+
+    const withNames = await iq(["events", "--pin", "2469", "--type", "refused"], { home, now });
+    expect(withNames.stdout).toMatch(/^#\d+ \S+Z refused [^\n]+\n$/);
+    expect(withNames.stdout).toContain(`reason=forbidden user=Bob (${bob.userId})`);
+    expect(withNames.stdout).toContain(`command="iq user add"`);
+    const bobsOnly = await iq(["events", "--pin", "2469", "--user", "bob"], { home, now });
+    expect(bobsOnly.stdout.trim().split("\n").map((line) => line.split(" ")[2])).toEqual(["activated", "refused"]);
+    // Without a PIN (none given, no terminal) the ids stay: events need none.
+    const ids = await iq(["events", "--type", "refused"], { home, now });
+    expect(ids.stdout).toContain(`reason=forbidden user=${bob.userId} details=`);
+  });
+
+  it("events --follow says on stderr that it follows, and when the broker goes and comes back", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const now = Date.now;
+    await iq(["--broker", broker.url, "--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, now });
+    const stop = new AbortController();
+    let said = "";
+    const following = iq(["events", "--follow"], { home, now, stop: stop.signal, onStderr: (text) => (said += text) });
+
+    await vi.waitFor(() => expect(said).toContain(`following the events of ${iqHub.iqId} on ${broker.url} (Ctrl-C ends)\n`), { timeout: 5_000 });
+    await broker.stop();
+    await vi.waitFor(() => expect(said).toContain(`lost the broker ${broker.url}: retrying…\n`), { timeout: 5_000 });
+    await broker.restart();
+    await vi.waitFor(() => expect(said).toContain(`broker ${broker.url} is back: following again\n`), { timeout: 10_000 });
+    stop.abort();
+    expect(await following).toMatchObject({ status: 0 });
+    expect(said.match(/lost the broker/g)).toHaveLength(1);
   });
 
   it("discover lists the IQs that announce themselves", async () => {
