@@ -19,6 +19,7 @@ import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/comp
 import { AppError } from "./app/errors.js";
 import { BACKUPS_KEPT, Profile } from "./app/profile.js";
 import { CODE_PURPOSES, type CodePurpose } from "./crypto/code.js";
+import { PIN_LENGTH, checkPin } from "./pin-policy.js";
 import { backupSchema, type Backup, type CommandOp, type Role } from "./protocol/messages.js";
 import { DEFAULT_TOPIC_PREFIX } from "./protocol/topics.js";
 
@@ -31,6 +32,9 @@ const SEEN_WAIT_MS = 500;
 const PROGRESS_EVERY_MS = 1_000;
 
 const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+/** What a chosen PIN must be (provisioning/pin-policy.ts), said before it is typed. */
+const PIN_RULES = `${PIN_LENGTH.min} to ${PIN_LENGTH.max} digits; no repeats (1212), no runs (1234, 4321), no common PINs (2580)`;
+const NEW_PIN_TRIES = 3;
 const USAGE = "usage";
 
 /** Everything the CLI takes from its surroundings, so tests can run it in-process. */
@@ -129,17 +133,32 @@ class Invocation {
     return this.io.askSecret(prompt);
   }
 
-  /** A PIN being chosen: the flag, else asked for twice, since a typo would lock the person out. */
+  /**
+   * A PIN being chosen: the flag, else asked for twice, since a typo would lock the person out.
+   * The prompt states the rules, and a PIN the policy refuses, or two that differ, are asked for
+   * again (NEW_PIN_TRIES times) instead of ending the command.
+   */
   async newPin(flag: string | undefined, name: string): Promise<string> {
     if (flag !== undefined) return flag;
-    if (this.io.askSecret === undefined) {
+    const ask = this.io.askSecret;
+    if (ask === undefined) {
       throw usageError(`${name} is needed: pass it as an option, or run in a terminal to be asked for it`);
     }
-    const first = await this.io.askSecret(`${name}: `);
-    if ((await this.io.askSecret(`${name} again: `)) !== first) {
-      throw new AppError("pin_mismatch", "the two PINs differ: nothing was sent");
+    this.io.stderr(`${name}: ${PIN_RULES}\n`);
+    for (let attempt = 1; ; attempt++) {
+      const first = await ask(`${name}: `);
+      let problem: IqError | undefined;
+      try {
+        checkPin(first);
+        if ((await ask(`${name} again: `)) !== first) problem = new AppError("pin_mismatch", "the two PINs differ");
+      } catch (error) {
+        if (!(error instanceof IqError)) throw error;
+        problem = error;
+      }
+      if (problem === undefined) return first;
+      if (attempt >= NEW_PIN_TRIES) throw new AppError(problem.code, `${problem.message}: nothing was sent`);
+      this.io.stderr(`${problem.message}; try again\n`);
     }
-    return first;
   }
 
   /** After a pairing: remember where this profile's IQs live. */
@@ -234,8 +253,9 @@ function parseCount(value: string): number {
   return Number(value);
 }
 
+/** ISO 8601 in UTC to the second, like the events and the hub's log (docs/design.md: one clock format). */
 function time(ms: number): string {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 function describeCode(made: MadeCode): string {

@@ -139,12 +139,38 @@ describe("iq: the command line", () => {
     expect((await profile.read()).iqs["iq-one"]?.codeCounter).toBe(Math.floor(NOON / 60_000) * 2 + 1);
   });
 
+  it("a PIN being chosen: the prompt states the rules, and a refused or mistyped one is asked for again", async () => {
+    const scripted = (answers: string[]) => {
+      const asked: string[] = [];
+      const askSecret = (prompt: string): Promise<string> => {
+        asked.push(prompt);
+        return Promise.resolve(answers.shift() ?? "");
+      };
+      return { asked, askSecret };
+    };
+    // Trivial, then two that differ, then a good one: chosen, and only then is the broker tried.
+    const good = scripted(["1234", "482915", "482916", "482915", "482915"]);
+    const args = ["--iq", "iq-one", "claim", "--secret", "AAAA-BBBB-CCCC", "--name", "Alice"];
+    const env = { IQ_BROKER: "mqtt://127.0.0.1:1" };
+    const run = await iq(args, { env, askSecret: good.askSecret });
+
+    expect(good.asked).toEqual(["PIN you choose: ", "PIN you choose: ", "PIN you choose again: ", "PIN you choose: ", "PIN you choose again: "]);
+    expect(run.stderr).toMatch(/^PIN you choose: 4 to 8 digits; no repeats \(1212\), no runs \(1234, 4321\), no common PINs \(2580\)\n/);
+    expect(run.stderr).toContain("; try again\nthe two PINs differ; try again\nerror broker_unreachable");
+
+    const stubborn = scripted(["1111", "1111", "1111"]);
+    const refused = await iq(args, { env, askSecret: stubborn.askSecret });
+    expect(refused).toMatchObject({ status: 1, stderr: expect.stringMatching(/\nerror pin_trivial: .*: nothing was sent\n$/) as string });
+    expect(stubborn.asked).toHaveLength(3);
+  });
+
   it("iq code makes a Code offline for the profile's only IQ", async () => {
     const { home } = await homeWithIq("iq-only");
 
     const human = await iq(["code", "--pin", "2468"], { home, env: { IQ_BROKER: "mqtt://127.0.0.1:1" } });
     expect(human.status).toBe(0);
-    expect(human.stdout).toMatch(/^Code for open of door on iq-only: [0-9A-HJKMNP-TV-Z]{5} \(valid once, until about .+\)\n$/);
+    // The time as everywhere (CLI, log, events): ISO 8601 in UTC.
+    expect(human.stdout).toMatch(/^Code for open of door on iq-only: [0-9A-HJKMNP-TV-Z]{5} \(valid once, until about 2026-01-01T12:03:00Z\)\n$/);
 
     const json = await iq(["--json", "code", "--for", "office_on", "--lock", "gate", "--pin", "2468"], { home });
     expect(JSON.parse(json.stdout)).toMatchObject({ iqId: "iq-only", lock: "gate", purpose: "office_on", validUntil: NOON + 180_000 });
