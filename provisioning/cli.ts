@@ -821,6 +821,13 @@ async function readBackupFile(file: string): Promise<Backup> {
   return parsed.data;
 }
 
+/** A `forbidden` refusal names the command refused, as the person typed it, not the IQ's op. */
+function withCommand(error: IqError): { code: string; message: string } {
+  const op = error.details?.op;
+  if (error.code !== "forbidden" || typeof op !== "string" || !(op in COMMAND_OF)) return error;
+  return { code: error.code, message: `${COMMAND_OF[op as CommandOp]}: ${error.message}` };
+}
+
 /** Runs `iq` with the arguments after the program name; resolves with the exit status. */
 export async function main(args: readonly string[], io: CliEnvironment = processEnvironment()): Promise<number> {
   // Known before parsing, so that even a usage error comes out as JSON.
@@ -837,7 +844,7 @@ export async function main(args: readonly string[], io: CliEnvironment = process
       return EXIT.usage;
     }
     const { code, message } =
-      error instanceof IqError ? error : { code: "internal_error", message: `unexpected failure: ${(error as Error).message}` };
+      error instanceof IqError ? withCommand(error) : { code: "internal_error", message: `unexpected failure: ${(error as Error).message}` };
     if (json) io.stdout(`${JSON.stringify({ error: { code, message } })}\n`);
     else io.stderr(`error ${code}: ${message}\n`);
     return code === USAGE ? EXIT.usage : EXIT.refused;

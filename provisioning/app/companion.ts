@@ -611,6 +611,10 @@ export class Companion {
         return await this.sendCommand(as, activation, op, args, result);
       } catch (error) {
         if (attempt === 1 && error instanceof IqRefusal && FRESHNESS_REFUSALS.has(error.code)) continue;
+        // The refusal names the op in words; the op itself lets an app name its own command.
+        if (error instanceof IqRefusal && error.code === "forbidden") {
+          throw new IqRefusal({ code: error.code, message: error.message, details: { ...error.details, op } }, error.verified);
+        }
         if (error instanceof IqRefusal && error.verified) {
           const gone = LOST_ACTIVATION[error.code];
           if (gone !== undefined) {

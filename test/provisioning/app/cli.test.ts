@@ -368,7 +368,11 @@ describe("iq over a broker", () => {
     const bob = JSON.parse((await iq(["--json", "user", "add", "--name", "Bob", "--role", "user", "--pin", "2469"], { home, now })).stdout) as { userId: string; initialPin: string };
     const bobHome = tempHome();
     await iq(["--broker", broker.url, "--iq", iqHub.iqId, "activate", "--user", bob.userId, "--pin", bob.initialPin], { home: bobHome, now });
-    expect((await iq(["user", "add", "--name", "Eve", "--role", "user", "--pin", bob.initialPin], { home: bobHome, now })).status).toBe(1);
+    // Refused: the message names the command Bob typed, not the IQ's op.
+    expect(await iq(["user", "add", "--name", "Eve", "--role", "user", "--pin", bob.initialPin], { home: bobHome, now })).toMatchObject({
+      status: 1,
+      stderr: "error forbidden: iq user add: adding users needs the Owner or an Admin; you are a User\n",
+    });
 
     const withNames = await iq(["events", "--pin", "2469", "--type", "refused"], { home, now });
     expect(withNames.stdout).toMatch(/^#\d+ \S+Z refused [^\n]+\n$/);
