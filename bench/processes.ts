@@ -152,7 +152,7 @@ export type HubBroker = { brokerUrl: string } | { embeddedPort: number };
  * every start creates its device key and setup secret) and its own config file, so that neither
  * /etc/iq-hub/config.json nor the caller's IQ_HUB_* variables change what is measured.
  */
-export function spawnHub(broker: HubBroker): Watched {
+export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {}): Watched {
   if (!existsSync(HUB_ENTRY)) throw new Error(`${HUB_ENTRY} is missing: run npm run build`);
   const dir = mkdtempSync(join(tmpdir(), "iq-bench-hub-"));
   const configFile = join(dir, "config.json");
@@ -166,6 +166,9 @@ export function spawnHub(broker: HubBroker): Watched {
     IQ_HUB_GPIO__BACKEND: "mock",
     IQ_HUB_IQ_ID: BENCH_IQ_ID,
     ...("brokerUrl" in broker ? { IQ_HUB_MQTT__URL: broker.brokerUrl } : { IQ_HUB_MQTT__EMBEDDED_PORT: String(broker.embeddedPort) }),
+    // Off unless asked for: a bench on a laptop with bluetoothd must not advertise.
+    IQ_HUB_BLE__ENABLED: "false",
+    ...extraEnv,
   };
   return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, dir);
 }

@@ -9,6 +9,7 @@
  */
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
+import { bleRows } from "./ble.js";
 import { cryptoRows } from "./crypto.js";
 import { brokerRows, startupRows } from "./hub.js";
 import { storyRows } from "./stories.js";
@@ -29,6 +30,7 @@ const SECTIONS: readonly [string, () => Promise<Row[]>][] = [
   ["hub behind its embedded aedes", () => brokerRows("aedes")],
   ["hub behind mosquitto", () => brokerRows("mosquitto")],
   ["openings and activation, protocol v2", storyRows],
+  ["BLE through a fake bluetoothd", bleRows],
 ];
 
 function formatNumber(value: number): string {

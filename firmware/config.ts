@@ -113,6 +113,22 @@ const mqttSchema = z.strictObject({
     message: "the embedded broker speaks MQTT 3.1.1 only: use 4, or set mqtt.url to a broker that speaks MQTT 5",
   });
 
+const bleSchema = z.strictObject({
+  /**
+   * "auto": on when there is a D-Bus system bus (BLE then starts whenever bluetoothd is on it);
+   * true: the same, but a missing bus or adapter is a warning; false: no BLE at all.
+   */
+  enabled: z.union([z.literal("auto"), z.boolean()]).default("auto"),
+  /** The BlueZ adapter to serve on. */
+  adapter: z.string().regex(/^hci[0-9]{1,3}$/, "an adapter name such as hci0").default("hci0"),
+  /** The name advertised. Absent: "IQ " and the IQ id's last 4 characters (a 128-bit UUID leaves little room). */
+  name: z.string().regex(/^[\x20-\x7e]{1,20}$/, "1 to 20 printable ASCII characters").optional(),
+  /** While the adapter is missing or off, how often the hub looks again. */
+  retryMs: ms(100, 600_000).default(5_000),
+  /** How long a central may take to write one whole request. */
+  requestTimeoutMs: ms(100, 120_000).default(10_000),
+});
+
 export const configSchema = z.strictObject({
   /** The IQ's id in topics and Codes. Absent: generated once and kept in the store. */
   iqId: z
@@ -129,6 +145,7 @@ export const configSchema = z.strictObject({
   led: ledSchema.prefault({}),
   button: buttonSchema.prefault({}),
   mqtt: mqttSchema.prefault({}),
+  ble: bleSchema.prefault({}),
   clock: z
     .strictObject({
       /**

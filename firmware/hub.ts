@@ -1,6 +1,6 @@
 /**
  * The IQ itself, hardware and state wired together: relays, LED, reset button, store, keys,
- * users, audit, lifecycle, the request handler and the MQTT transport. It knows nothing of
+ * users, audit, lifecycle, the request handler and the MQTT and BLE transports. It knows nothing of
  * processes, signals or terminals (firmware/main.ts does), so tests build a Hub on mock GPIO and
  * a temporary store and drive every story through it.
  */
@@ -29,6 +29,8 @@ import { attachResetButton } from "./reset-button.js";
 import { SecretStore } from "./secret-store.js";
 import { ensureSetupSecret, readSetupSecret, removeSetupSecretFile, setupSecretDelOp, setupSecretFile } from "./setup-secret.js";
 import type { Store, StoreOp } from "./store.js";
+import { REQUESTS } from "./handler/limits.js";
+import { BleTransport } from "./transports/ble/ble.js";
 import { MqttTransport } from "./transports/mqtt.js";
 import { Users } from "./users.js";
 import { VERSION } from "./version.js";
@@ -40,6 +42,8 @@ export interface HubOptions {
   now?: () => number;
   /** Off in tests that exercise the hardware alone. Default on. */
   mqtt?: boolean;
+  /** Off where no test asks for it; default: as `ble.enabled` says. */
+  ble?: boolean;
   /** How the clock's synchronisation is found out; tests inject one. */
   checkClockSynced?: () => Promise<boolean>;
   /** The monotonic clock of challenges and pairing tickets (ms); tests inject one to hold a command back. */
@@ -80,6 +84,7 @@ export class Hub implements IqContext {
   private running: Running | undefined;
   private handler: RequestHandler | undefined;
   private transport: MqttTransport | undefined;
+  private bleTransport: BleTransport | undefined;
   private clock: TrustedClock | undefined;
   private stopClockWatch: (() => void) | undefined;
   private detachButton: (() => void) | undefined;
@@ -243,6 +248,24 @@ export class Hub implements IqContext {
       await this.transport.start();
       this.publishState();
     }
+    if (this.options.ble !== false && config.ble.enabled !== false) {
+      this.bleTransport = new BleTransport({
+        config: config.ble,
+        iqId: this.iqId,
+        log,
+        maxRequestBytes: REQUESTS.maxBytes,
+        state: () => this.lifecycle.state,
+        onRequest: this.requests.sink,
+      });
+      // Not awaited: the hub is ready without BLE (a hung system bus must not hold up READY), and
+      // BLE comes up whenever the bus, bluetoothd and the adapter are. start() never throws.
+      void this.bleTransport.start();
+    }
+  }
+
+  /** The BLE transport, if BLE is enabled. */
+  get ble(): BleTransport | undefined {
+    return this.bleTransport;
   }
 
   clockSynced(): boolean {
@@ -415,6 +438,7 @@ export class Hub implements IqContext {
   /** Hardware to its safe state first, then the broker connection, then the store. */
   async close(): Promise<void> {
     this.releaseHardware();
+    await this.bleTransport?.stop();
     await this.transport?.stop();
     this.running?.secrets.close();
     await this.running?.store.close();

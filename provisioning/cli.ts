@@ -14,6 +14,7 @@ import { pathToFileURL } from "node:url";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 
 import { IqError } from "../common/errors.js";
+import { BleRequester } from "./app/ble-client.js";
 import { IqClient, type MessageHandler, type Requester } from "./app/client.js";
 import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/companion.js";
 import { AppError } from "./app/errors.js";
@@ -59,6 +60,7 @@ export interface CliEnvironment {
 interface Globals {
   profile?: string;
   broker?: string;
+  ble?: boolean;
   iq?: string;
   topicPrefix?: string;
 }
@@ -74,14 +76,14 @@ function usageError(message: string): AppError {
 }
 
 /**
- * One invocation: the profile, the broker connection (opened only when a command needs the
- * network; `iq code` never does) and the Companion over both.
+ * One invocation: the profile, the connection to the IQ (the broker, or with --ble a BLE link;
+ * opened only when a command needs it: `iq code` never does) and the Companion over both.
  */
 class Invocation {
   readonly profile: Profile;
   readonly companion: Companion;
   private readonly topicPrefix: string;
-  private client: Promise<IqClient> | undefined;
+  private client: Promise<IqClient | BleRequester> | undefined;
 
   constructor(
     readonly globals: Globals,
@@ -97,7 +99,9 @@ class Invocation {
         try {
           return await client.request(iqId, op, args);
         } catch (error) {
-          throw error instanceof AppError && error.code === "no_answer" ? await this.explainSilence(iqId, error) : error;
+          // Only a broker has retained states to look at.
+          const brokerSilent = error instanceof AppError && error.code === "no_answer" && this.globals.ble !== true;
+          throw brokerSilent ? await this.explainSilence(iqId, error) : error;
         } finally {
           stopProgress();
         }
@@ -105,6 +109,13 @@ class Invocation {
       watch: async (filter, onMessage: MessageHandler) => (await this.connect()).watch(filter, onMessage),
     };
     this.companion = new Companion({ profile: this.profile, client: requester, now: io.now });
+  }
+
+  /** The options that reach the IQ the way this run did: ` --ble`, ` --broker URL`, or none for the default broker. */
+  async reachedBy(): Promise<string> {
+    if (this.globals.ble === true) return " --ble";
+    const broker = await this.broker();
+    return broker === DEFAULT_BROKER ? "" : ` --broker ${broker}`;
   }
 
   async broker(): Promise<string> {
@@ -161,8 +172,9 @@ class Invocation {
     }
   }
 
-  /** After a pairing: remember where this profile's IQs live. */
+  /** After a pairing: remember where this profile's IQs live (a pairing over BLE says nothing about that). */
   async rememberBroker(): Promise<void> {
+    if (this.globals.ble === true) return;
     const broker = await this.broker();
     await this.profile.update((data) => {
       data.broker = broker;
@@ -198,9 +210,10 @@ class Invocation {
     return new AppError("iq_unknown", `no IQ ${iqId} on ${broker}; IQs seen: ${seen.map((iq) => iq.iqId).join(", ")} (check --iq)`);
   }
 
-  /** See IqClient.onConnectionChange; connects first if need be. */
+  /** See IqClient.onConnectionChange; connects first if need be. A BLE link has no broker to lose. */
   async onConnectionChange(listener: (connected: boolean) => void): Promise<() => void> {
-    return (await this.connect()).onConnectionChange(listener);
+    const client = await this.connect();
+    return client instanceof IqClient ? client.onConnectionChange(listener) : () => undefined;
   }
 
   async close(): Promise<void> {
@@ -209,7 +222,9 @@ class Invocation {
     if (client !== undefined) await (await client).close();
   }
 
-  private connect(): Promise<IqClient> {
+  private connect(): Promise<IqClient | BleRequester> {
+    // Over BLE: this machine's BlueZ, on $IQ_BLE_ADAPTER or its first adapter.
+    if (this.globals.ble === true) this.client ??= Promise.resolve(new BleRequester({ adapter: this.io.env.IQ_BLE_ADAPTER, topicPrefix: this.topicPrefix, now: this.io.now }));
     this.client ??= (async () => {
       const [broker, mqtt] = await Promise.all([this.broker(), tlsFiles(this.io.env)]);
       return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt, timeoutMs: this.io.requestTimeoutMs });
@@ -337,32 +352,33 @@ function profileFor(name: string | undefined): string {
 
 /**
  * A command line someone else runs on their own device, ready to paste: with `npx` (the checkout's
- * `iq` is not on PATH), a profile for them, and the broker unless it is the default.
+ * `iq` is not on PATH), a profile for them, and how this run reached the IQ (`--ble`, or the
+ * broker unless it is the default: see Invocation.reachedBy).
  */
-function theirCommand(broker: string, profile: string, rest: string): string {
-  const brokerOption = broker === DEFAULT_BROKER ? "" : ` --broker ${broker}`;
-  return `npx iq${brokerOption} --profile ${profile} ${rest}`;
+function theirCommand(reachedBy: string, profile: string, rest: string): string {
+  return `npx iq${reachedBy} --profile ${profile} ${rest}`;
 }
 
-/** A next step for the same person: their profile remembers the broker it paired over. */
+/** A next step for the same person: their profile remembers the broker it paired over (BLE is said each time). */
 function ownCommand(run: Invocation, rest: string): string {
-  return `npx iq --profile ${run.profile.name} ${rest}`;
+  return `npx iq${run.globals.ble === true ? " --ble" : ""} --profile ${run.profile.name} ${rest}`;
 }
 
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
-function handOver(broker: string, iqId: string, userId: string, pin: string, who: string, name: string | undefined): string {
-  return `hand it over in person; ${who} with: ${theirCommand(broker, profileFor(name), `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
+function handOver(reachedBy: string, iqId: string, userId: string, pin: string, who: string, name: string | undefined): string {
+  return `hand it over in person; ${who} with: ${theirCommand(reachedBy, profileFor(name), `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
 }
 
 function buildProgram(io: CliEnvironment, json: boolean): Command {
   const program = new Command("iq")
-    .description("The IQ companion app: claim, manage and open an IQ hub over MQTT, as the phone and web apps do.")
+    .description("The IQ companion app: claim, manage and open an IQ hub over MQTT (or BLE nearby), as the phone and web apps do.")
     .option("--profile <name>", "profile to use (default: $IQ_PROFILE, else default)")
     .option(
       "--broker <url>",
       `MQTT broker: mqtt://, mqtts://, ws:// or wss:// URL; host:port means mqtt://host:port (default: $IQ_BROKER, else the profile's, else ${DEFAULT_BROKER})`,
     )
     .option("--iq <id>", "IQ to talk to (default: the profile's only IQ)")
+    .option("--ble", "talk to the IQ over Bluetooth LE, nearby, instead of MQTT (adapter: $IQ_BLE_ADAPTER, else the first)")
     .option("--topic-prefix <prefix>", `the hub's mqtt.topicPrefix (default: $IQ_TOPIC_PREFIX, else ${DEFAULT_TOPIC_PREFIX})`)
     .option("--json", "print machine-readable JSON; errors as {\"error\":{code,message}}")
     .exitOverride()
@@ -404,7 +420,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   on(program.command("status").description("the IQ's state, clock and locks (no PIN needed)"), async (run) => {
     const status = await run.companion.status({ iqId: await run.iqId() });
     // The claim is run from this profile, over the broker this status came through.
-    const claim = theirCommand(await run.broker(), run.profile.name, `claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`);
+    const claim = theirCommand(await run.reachedBy(), run.profile.name, `claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`);
     const clock =
       status.clockSynced === false ? "clock NOT synchronised: Codes are refused until it is" : status.clockSynced ? "clock synchronised" : "clock state unknown";
     const lines = [`IQ ${status.iqId} (v${status.version}): ${status.state}; ${clock}`];
@@ -461,7 +477,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const added = await run.companion.addUser({ iqId, pin: await run.pin(opts.pin), name: opts.name, role: opts.role });
       return {
-        text: `Added ${added.name} (${added.role}). Initial PIN: ${added.initialPin} — ${handOver(await run.broker(), iqId, added.userId, added.initialPin, `${added.name} activates`, added.name)}`,
+        text: `Added ${added.name} (${added.role}). Initial PIN: ${added.initialPin} — ${handOver(await run.reachedBy(), iqId, added.userId, added.initialPin, `${added.name} activates`, added.name)}`,
         json: added,
       };
     },
@@ -503,7 +519,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const added = await run.companion.addRelay({ iqId, pin: await run.pin(opts.pin), name: opts.name });
       return {
-        text: `Added the web relay ${added.name}. Initial PIN: ${added.initialPin} — ${handOver(await run.broker(), iqId, added.userId, added.initialPin, "the relay activates", added.name)}`,
+        text: `Added the web relay ${added.name}. Initial PIN: ${added.initialPin} — ${handOver(await run.reachedBy(), iqId, added.userId, added.initialPin, "the relay activates", added.name)}`,
         json: added,
       };
     },
@@ -556,7 +572,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const pin = await run.pin(self.opts<{ pin?: string }>().pin);
       const reset = await run.companion.resetPin({ iqId, pin, userId: await run.companion.findUser({ iqId, pin, who }) });
       return {
-        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.broker(), iqId, reset.userId, reset.initialPin, "they activate again", who === reset.userId ? undefined : who)}`,
+        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.reachedBy(), iqId, reset.userId, reset.initialPin, "they activate again", who === reset.userId ? undefined : who)}`,
         json: reset,
       };
     },
@@ -651,7 +667,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const made = await run.companion.inviteDevice({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
       const userId = (await run.profile.activation(iqId))?.userId ?? "USER";
       return {
-        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.broker(), profileFor(`${run.profile.name}-2`), `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
+        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.reachedBy(), profileFor(`${run.profile.name}-2`), `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
         json: { iqId, userId, ...made },
       };
     },
@@ -703,13 +719,13 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const iqId = await run.iqId();
       const backup = opts.from === undefined ? undefined : await readBackupFile(opts.from);
       const restored = await run.companion.restore({ iqId, pin: await run.pin(opts.pin), backup });
-      const broker = await run.broker();
+      const reachedBy = await run.reachedBy();
       const lines = [
         restored.users.length === 0
           ? `Restored ${iqId}: no users to add back.`
           : `Restored ${count(restored.users.length, "user")} on ${iqId}. Each has a new initial PIN to hand over in person:`,
         ...restored.users.map(
-          (u) => `  ${u.name} (${u.role}): ${theirCommand(broker, profileFor(u.name), `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
+          (u) => `  ${u.name} (${u.role}): ${theirCommand(reachedBy, profileFor(u.name), `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
         ),
       ];
       if (restored.missingLocks.length > 0) {

@@ -1,6 +1,7 @@
 /**
  * Installs the hub as a systemd service on a Raspberry Pi: the service user, the owner's config
- * (written only when absent), the pins' pulls and boot levels in config.txt, and the unit.
+ * (written only when absent), the pins' pulls and boot levels in config.txt, the D-Bus policy
+ * that lets the service user register with bluetoothd, and the unit.
  * `plan()` reads the target and lists only what differs; `apply()` makes exactly those changes,
  * so a second run finds nothing to change. Run it through systemd/install.sh, which builds the
  * checkout as an unprivileged user, installs the build root-owned into the prefix, and runs the
@@ -16,7 +17,8 @@ import { DEFAULT_CONFIG_FILE, loadConfig, validateConfig, type HubConfig } from 
 import { IqError } from "../firmware/errors.js";
 
 const USER = "iq-hub";
-const GROUPS = ["gpio", "bluetooth"] as const;
+/** gpio: write access to /sys/class/gpio. Not bluetooth: the D-Bus policy below grants BLE exactly what it needs. */
+const GROUPS = ["gpio"] as const;
 const UNIT_FILE = "/etc/systemd/system/iq-hub.service";
 /** `systemctl enable` creates this link (WantedBy=multi-user.target); its presence means enabled. */
 const ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/iq-hub.service";
@@ -24,6 +26,11 @@ const ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/iq-hub.service
 const BOOT_CONFIGS = ["/boot/firmware/config.txt", "/boot/config.txt"] as const;
 /** tsc copies no .service file: it sits next to install.ts, or two levels up from dist/systemd/. */
 const UNIT_TEMPLATE = [new URL("iq-hub.service", import.meta.url), new URL("../../systemd/iq-hub.service", import.meta.url)].find(
+  (url) => existsSync(url),
+);
+/** dbus-daemon reads every file here; this one lets user iq-hub make the BLE transport's calls to org.bluez. */
+const DBUS_POLICY_FILE = "/etc/dbus-1/system.d/iq-hub.conf";
+const DBUS_POLICY_TEMPLATE = [new URL("iq-hub-dbus.conf", import.meta.url), new URL("../../systemd/iq-hub-dbus.conf", import.meta.url)].find(
   (url) => existsSync(url),
 );
 
@@ -276,6 +283,7 @@ function accountCommands({ users, groups }: Awaited<ReturnType<typeof readAccoun
 export async function plan(options: InstallOptions): Promise<Plan> {
   const at = (path: string) => join(options.root, path);
   if (UNIT_TEMPLATE === undefined) throw new IqError("install_incomplete", "systemd/iq-hub.service is missing from this checkout");
+  if (DBUS_POLICY_TEMPLATE === undefined) throw new IqError("install_incomplete", "systemd/iq-hub-dbus.conf is missing from this checkout");
   const unit = renderUnit(await readFile(UNIT_TEMPLATE, "utf8"), options);
   const notes: string[] = [];
   const entry = join(options.prefix, "dist/firmware/main.js");
@@ -308,12 +316,17 @@ export async function plan(options: InstallOptions): Promise<Plan> {
   } else {
     iqCommand.push(...writeIfChanged(IQ_COMMAND, iqBefore, renderIqCommand(options), 0o755));
   }
+  const policy = await readFile(DBUS_POLICY_TEMPLATE, "utf8");
+  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
+  // reload, start and restart fail; enabling works offline, and the service starts at the next boot.
+  const booted = existsSync(at(SYSTEMD_RUNNING));
+  const policyChanges = writeIfChanged(DBUS_POLICY_FILE, await readOptional(at(DBUS_POLICY_FILE)), policy, 0o644);
+  // Before the hub (re)starts, so that its first registration with bluetoothd is allowed (a D-Bus
+  // that starts later reads the policy itself).
+  if (policyChanges.length > 0 && booted) policyChanges.push(run("systemctl", "reload", "dbus.service"));
 
   const unitBefore = await readOptional(at(UNIT_FILE));
   const unitChanged = unitBefore !== unit;
-  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
-  // start and restart fail; enabling works offline, and the service starts at the next boot.
-  const booted = existsSync(at(SYSTEMD_RUNNING));
   const systemctl: Change[] = unitChanged && booted ? [run("systemctl", "daemon-reload")] : [];
   // lstat, not exists: the link is absolute, and under --root following it would leave the tree.
   const enabled = await lstat(at(ENABLED_LINK)).then(() => true, () => false);
@@ -328,6 +341,7 @@ export async function plan(options: InstallOptions): Promise<Plan> {
     ...config.changes,
     ...bootChanges,
     ...iqCommand,
+    ...policyChanges,
     ...writeIfChanged(UNIT_FILE, unitBefore, unit, 0o644),
     ...systemctl,
   ];

@@ -26,6 +26,7 @@ import { cpaceExpectedConfirm, cpaceFinish, cpaceStart, deriveAppKeys } from "..
 import { checkPin } from "../../provisioning/pin-policy.js";
 import { fromB64u, pairingCi, pairingPassword, secondDeviceCode, toB64u, type PairKind } from "../../provisioning/pairing.js";
 import { pairFinishBox, type PairResultBox, type plainArgs } from "../../provisioning/protocol/messages.js";
+import type { EventSource } from "../audit.js";
 import { IqError } from "../errors.js";
 import type { AppRecord, PinRecord, User } from "../users.js";
 import type { Challenges } from "./challenges.js";
@@ -136,7 +137,7 @@ export class Pairing {
    * this run's own finish (junk: nothing is counted and nothing ends), `pair_failed` for a wrong
    * password (counted), and the refusals of `complete`.
    */
-  async finish(args: FinishArgs): Promise<{ confirm: string; box: string }> {
+  async finish(args: FinishArgs, source: EventSource = "app"): Promise<{ confirm: string; box: string }> {
     const { ctx } = this;
     const ticket = this.openTicket(args);
     const isk = fromB64u(ticket.isk);
@@ -162,7 +163,7 @@ export class Pairing {
           activatedAt: new Date(ctx.now()).toISOString(),
         };
         zeroize(keys.codeKey, keys.messageKey);
-        const paired = await this.complete(ticket, app, box.data);
+        const paired = await this.complete(ticket, app, box.data, source);
         const result: PairResultBox = {
           userId: paired.userId,
           role: paired.role,
@@ -201,7 +202,7 @@ export class Pairing {
     return ticket;
   }
 
-  private async complete(ticket: Ticket, app: AppRecord, box: z.infer<typeof pairFinishBox>): Promise<User> {
+  private async complete(ticket: Ticket, app: AppRecord, box: z.infer<typeof pairFinishBox>, source: EventSource): Promise<User> {
     const { ctx } = this;
     if (ticket.kind === "claim") {
       if (box.name === undefined || box.pin === undefined) {
@@ -215,7 +216,7 @@ export class Pairing {
         ...ctx.claimOps(),
       ]);
       await ctx.afterClaim();
-      await ctx.events.record({ type: "claimed", source: "app", user: user.userId });
+      await ctx.events.record({ type: "claimed", source, user: user.userId });
       return user;
     }
     // The user may have been removed, or their PIN reset or changed, while this run was open.
@@ -234,7 +235,7 @@ export class Pairing {
     await ctx.users.addApp({ ...app, userId: user.userId }, ticket.kind === "activate" ? pin : undefined);
     await ctx.events.record({
       type: ticket.kind === "activate" ? "activated" : "device_added",
-      source: "app",
+      source,
       user: user.userId,
       details: { appId: app.appId },
     });

@@ -110,7 +110,7 @@ export class RequestHandler {
         if (outcome.error !== undefined) await this.recordSealedRefusal(outcome, source);
         response = this.payload({ v: PROTOCOL_VERSION, id: envelope.id, box: outcome.box }, route);
       } else {
-        response = this.signed(envelope.id, route, { ok: true, result: await this.dispatch(envelope) });
+        response = this.signed(envelope.id, route, { ok: true, result: await this.dispatch(envelope, source) });
       }
     } catch (error) {
       const body = errorBody(error, ctx.log, `request ${envelope.op}`);
@@ -124,7 +124,7 @@ export class RequestHandler {
     return response;
   }
 
-  private async dispatch(envelope: RequestEnvelope): Promise<unknown> {
+  private async dispatch(envelope: RequestEnvelope, source: EventSource): Promise<unknown> {
     const { ctx } = this;
     if (!(PLAIN_OPS as string[]).includes(envelope.op)) {
       throw new IqError("op_unknown", `unknown op "${envelope.op}"; ops: ${PLAIN_OPS.join(", ")}`);
@@ -143,7 +143,7 @@ export class RequestHandler {
       case "pair.start":
         return this.pairing.start(this.args(envelope, op));
       case "pair.finish":
-        return this.pairing.finish(this.args(envelope, op));
+        return this.pairing.finish(this.args(envelope, op), source);
       case "app":
         // Only reached while unclaimed (handle() takes sealed commands of a claimed IQ).
         throw new IqError("not_claimed", "this IQ is not claimed yet: claim it first (story 1)");

@@ -71,6 +71,13 @@ describe("config", () => {
     expect(error.message).toContain("environment IQ_HUB_BUTTON__DEBOUNCE_MS");
   });
 
+  it("BLE: on when a system bus has bluetoothd (auto), on hci0; switched and pointed through the environment", () => {
+    expect(loadConfig({ env: {} }).config.ble).toMatchObject({ enabled: "auto", adapter: "hci0" });
+    expect(loadConfig({ env: { IQ_HUB_BLE__ENABLED: "false", IQ_HUB_BLE__ADAPTER: "hci1" } }).config.ble).toMatchObject({ enabled: false, adapter: "hci1" });
+    expect(errorOf(() => loadConfig({ env: { IQ_HUB_BLE__ADAPTER: "/org/bluez/hci0" } })).message).toMatch(/^config: ble\.adapter: an adapter name such as hci0/);
+    expect(errorOf(() => validateConfig({ ble: { name: "a name far longer than fits" } })).key).toBe("ble.name");
+  });
+
   it("a file that is not JSON is a clear error", () => {
     const dir = mkdtempSync(join(tmpdir(), "iq-config-"));
     const file = join(dir, "config.json");

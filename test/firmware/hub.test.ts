@@ -44,6 +44,7 @@ describe("hub on mock GPIO", () => {
       port: gpio,
       log: createLogger({ write: (l) => lines.push(l) }),
       mqtt: false,
+      ble: false,
       checkClockSynced: () => Promise.resolve(true),
     });
     const store = await Store.open(stateDir);

@@ -17,10 +17,11 @@ export interface HubProcess {
   waitFor(pattern: RegExp, timeoutMs: number): Promise<number>;
 }
 
-/** `env` is the whole environment: nothing of the test runner's IQ_HUB_* leaks in. */
-export function spawnHubProcess(env: Record<string, string>): HubProcess {
+/** `env` is the whole environment (BLE off unless it says so): nothing of the test runner's IQ_HUB_* leaks in. `as`: another user to run it as (root only). */
+export function spawnHubProcess(env: Record<string, string>, as?: { uid: number; gid: number }): HubProcess {
   const startedAt = performance.now();
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // BLE off unless a test turns it on: a hub under test must not advertise on this machine's real adapter.
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? "", IQ_HUB_BLE__ENABLED: "false", ...env }, stdio: ["ignore", "pipe", "pipe"], ...as });
   let output = "";
   child.stdout.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr.on("data", (d: Buffer) => (output += d.toString()));

@@ -70,6 +70,7 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
     checkClockSynced: () => Promise.resolve(clock.synced),
     monotonic: () => performance.now() + monotonicShiftMs,
     mqtt: options.broker !== undefined,
+    ble: options.config?.ble !== undefined,
   });
   await hub.start(await Store.open(stateDir));
   return {

@@ -65,7 +65,10 @@ describe("installer", () => {
       expect(out).toContain(`+ ${line}`);
     }
     expect(out).toContain("run: groupadd --system gpio");
-    expect(out).toContain("run: useradd --system --no-create-home --shell /usr/sbin/nologin --user-group --groups gpio,bluetooth iq-hub");
+    expect(out).toContain("run: useradd --system --no-create-home --shell /usr/sbin/nologin --user-group --groups gpio iq-hub");
+    expect(out).toContain("create /etc/dbus-1/system.d/iq-hub.conf (mode 0644)");
+    expect(out).toContain('+   <policy user="iq-hub">');
+    expect(out).toContain("run: systemctl reload dbus.service");
     expect(out).toContain("run: chown root:iq-hub /etc/iq-hub/config.json");
     expect(out).toContain("run: systemctl daemon-reload");
     expect(out).toContain("run: systemctl enable --now iq-hub.service");
@@ -101,7 +104,10 @@ describe("installer", () => {
     expect(await read(root, BOOT_CONFIG)).toBe(`${STOCK_CONFIG_TXT}${renderBootBlock(defaults).join("\n")}\n`);
 
     expect((await stat(join(root, "usr/local/bin/iq"))).mode & 0o777).toBe(0o755);
-    const files = ["etc/systemd/system/iq-hub.service", "etc/iq-hub/config.json", BOOT_CONFIG, "usr/local/bin/iq"];
+    expect(await read(root, "etc/dbus-1/system.d/iq-hub.conf")).toBe(await readFile(join(import.meta.dirname, "../../systemd/iq-hub-dbus.conf"), "utf8"));
+    expect(first.out).toContain(`not run under --root ${root}: systemctl reload dbus.service`);
+
+    const files = ["etc/systemd/system/iq-hub.service", "etc/iq-hub/config.json", BOOT_CONFIG, "usr/local/bin/iq", "etc/dbus-1/system.d/iq-hub.conf"];
     const before = await Promise.all(files.map((path) => readFile(join(root, path))));
     const second = await install(root);
     expect(second).toEqual({ code: 0, out: ["nothing to change"] });
@@ -281,7 +287,7 @@ describe("installer", () => {
     const text = await readFile(unit, "utf8");
     expect(text).toMatch(/^ReadWritePaths=\/sys\/class\/gpio \/sys\/devices$/m);
     expect(text).not.toMatch(/^(ProtectKernelTunables|PrivateDevices)=/m);
-    expect(text).toMatch(/^SupplementaryGroups=gpio bluetooth$/m);
+    expect(text).toMatch(/^SupplementaryGroups=gpio$/m);
   });
 });
 
