@@ -9,9 +9,12 @@ import type { Audit, AuditEventInput, EventSource } from "./audit.js";
 import { IqError } from "./errors.js";
 import type { StoreOp } from "./store.js";
 import type { Lifecycle } from "./lifecycle.js";
+import { untrusted, type Logger } from "./log.js";
 
 export interface Actor {
   userId: string;
+  /** For the log only: the event keeps the id, which a rename does not change. */
+  name: string;
   source: EventSource;
 }
 
@@ -26,7 +29,9 @@ export class Access {
     private readonly audit: () => Audit,
     private readonly lifecycle: Lifecycle,
     /** Called when a lock's Office Mode changes (the retained state is published again). */
-    private readonly onOfficeModeChange: () => void = () => undefined,
+    private readonly onOfficeModeChange: () => void,
+    /** Who opened or held a door open: whoever reads the log asks that first. */
+    private readonly log: Logger,
   ) {}
 
   lockNames(): string[] {
@@ -44,6 +49,8 @@ export class Access {
   async open(lock: string, actor: Actor, spend: readonly StoreOp[] = []): Promise<{ lock: string; officeMode: boolean }> {
     const relay = this.relay(lock);
     await this.recordThenCheck({ type: "opened", source: actor.source, user: actor.userId, lock }, spend);
+    // A name is chosen by a person: made safe for one log line like any text from outside.
+    this.log.info(`${lock} opened by ${untrusted(actor.name)}`, { user: actor.userId, source: actor.source });
     this.pulsing.add(lock);
     const pulse = relay.pulse();
     this.lifecycle.setOpening(true);
@@ -57,6 +64,7 @@ export class Access {
   async setOfficeMode(lock: string, on: boolean, actor: Actor, spend: readonly StoreOp[] = []): Promise<{ lock: string; officeMode: boolean }> {
     const relay = this.relay(lock);
     await this.recordThenCheck({ type: on ? "office_on" : "office_off", source: actor.source, user: actor.userId, lock }, spend);
+    this.log.info(`${lock}: Office Mode ${on ? "on" : "off"} by ${untrusted(actor.name)}`, { user: actor.userId, source: actor.source });
     if (on) {
       this.office.add(lock);
       relay.hold();

@@ -106,6 +106,8 @@ export class Hub implements IqContext {
       this.led.show(LED_TABLE[state]);
       this.publishState();
     });
+    // Otherwise a claim that fails later with claim_window_closed is the first sign of it.
+    this.lifecycle.on("claimWindowClosed", () => options.log.info("claim window closed: press the button briefly to open it again"));
     this.led.show(LED_TABLE.booting);
     this.button = new Button(port, {
       pin: config.button.pin,
@@ -114,7 +116,7 @@ export class Hub implements IqContext {
       shortPressMaxMs: config.button.shortPressMaxMs,
       holdThresholdsMs: [config.button.resetArmMs, config.button.resetCancelMs],
     });
-    this.access = new Access(this.locks, () => this.events, this.lifecycle, () => this.publishState());
+    this.access = new Access(this.locks, () => this.events, this.lifecycle, () => this.publishState(), options.log);
     this.junk = new RateLimiter(this.now);
     this.deviceKeyFile = deviceKeyFile(config.stateDir);
     this.webBudget = new WebBudget(() => this.store, this.now);
@@ -295,6 +297,26 @@ export class Hub implements IqContext {
     return readSetupSecret(this.run.secrets);
   }
 
+  /**
+   * The claim as a line to paste where the app runs: with the broker (the hub's, without its
+   * credentials: each party has its own), and placeholders a shell takes as they are (no `<…>`).
+   * The secret is filled in only where it may be shown (the simulator); the log names the file.
+   */
+  claimCommand(secret = "SECRET"): string {
+    const { mqtt } = this.options.config;
+    let broker;
+    if (mqtt.url === undefined) {
+      const host = mqtt.embeddedHost.includes(":") ? `[${mqtt.embeddedHost}]` : mqtt.embeddedHost;
+      broker = `mqtt://${host}:${mqtt.embeddedPort}`;
+    } else {
+      const url = new URL(mqtt.url);
+      url.username = "";
+      url.password = "";
+      broker = url.href.replace(/\/$/, "");
+    }
+    return `npx iq --broker ${broker} --profile PROFILE claim --iq ${this.iqId} --secret ${secret} --name NAME`;
+  }
+
   claimOps(): StoreOp[] {
     return [setupSecretDelOp(this.run.secrets), { type: "put", in: "meta", key: META.claimed, value: true }];
   }
@@ -357,7 +379,11 @@ export class Hub implements IqContext {
   private async becomeUnclaimed(): Promise<void> {
     const { config, log } = this.options;
     await ensureSetupSecret(this.run.secrets, config.stateDir);
-    log.info("unclaimed: claim it with the setup secret", { iqId: this.iqId, setupSecretFile: setupSecretFile(config.stateDir) });
+    log.info("unclaimed: claim it with the setup secret (SECRET below) from setupSecretFile", {
+      iqId: this.iqId,
+      setupSecretFile: setupSecretFile(config.stateDir),
+      claim: this.claimCommand(),
+    });
     this.lifecycle.enter("unclaimed");
     this.lifecycle.openClaimWindow(config.claimWindowMs);
   }

@@ -27,6 +27,8 @@ export interface LifecycleFacts {
 
 export interface LifecycleEvents {
   change: [state: DisplayState, facts: Readonly<LifecycleFacts>];
+  /** The claim window ran out (not when a claim or a reset ended it). */
+  claimWindowClosed: [];
 }
 
 /** Highest first: the first state whose condition holds is what the LED shows. */
@@ -35,9 +37,11 @@ const PRIORITY: readonly [DisplayState, (f: LifecycleFacts, now: number) => bool
   ["resetting", (f) => f.phase === "resetting"],
   ["resetArmed", (f) => f.resetArmed],
   ["booting", (f) => f.phase === "booting"],
+  // An open outranks a refusal or lockout: those belong to one person (the lock counts per
+  // user), and a door that is unlocked must never show red to the next person in line.
+  ["opening", (f) => f.opening],
   ["refused", (f, now) => (f.refusedUntil ?? 0) > now],
   ["lockedOut", (f, now) => (f.lockedOutUntil ?? 0) > now],
-  ["opening", (f) => f.opening],
   ["officeMode", (f) => f.officeMode],
   ["claimWindow", (f, now) => f.phase === "unclaimed" && (f.claimWindowUntil ?? 0) > now],
   ["unclaimed", (f) => f.phase === "unclaimed"],
@@ -151,6 +155,10 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
 
   private reevaluate(): void {
     const now = this.now();
+    if (this.facts.claimWindowUntil !== undefined && this.facts.claimWindowUntil <= now) {
+      this.facts = { ...this.facts, claimWindowUntil: undefined };
+      this.emit("claimWindowClosed");
+    }
     const next = PRIORITY.find(([, holds]) => holds(this.facts, now))![0];
     this.scheduleExpiry(now);
     if (next === this.shown) return;

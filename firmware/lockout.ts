@@ -62,8 +62,11 @@ export type AttemptResult =
   | { outcome: "accepted" }
   /** Blocked or disabled: the PIN or Code was not even looked at. */
   | { outcome: "refused"; status: LockedStatus }
-  /** The PIN or Code was wrong; `status` is the state after counting it. */
-  | { outcome: "wrong"; status: LockoutStatus };
+  /**
+   * The PIN or Code was wrong; `status` is the state after counting it, `triesLeft` how many
+   * more wrong ones in a row the user may make before being blocked (0: blocked or disabled now).
+   */
+  | { outcome: "wrong"; status: LockoutStatus; triesLeft: number };
 
 /** What the `lockout` sublevel holds per user; a user without a record has a clean slate. */
 interface LockoutRecord {
@@ -104,7 +107,8 @@ export class Lockout {
         await this.succeed(userId, record);
         return { outcome: "accepted" };
       }
-      return { outcome: "wrong", status: await this.fail(userId, record) };
+      const next = await this.fail(userId, record);
+      return { outcome: "wrong", status: statusOf(next, this.now()), triesLeft: triesLeft(next, this.now()) };
     });
   }
 
@@ -114,7 +118,7 @@ export class Lockout {
    * Such a caller must itself allow one run per user at a time, or parallel runs all pass `check`.
    */
   recordFailure(userId: string): Promise<LockoutStatus> {
-    return this.serial(userId, async () => this.fail(userId, await this.load(userId)));
+    return this.serial(userId, async () => statusOf(await this.fail(userId, await this.load(userId)), this.now()));
   }
 
   recordSuccess(userId: string): Promise<void> {
@@ -132,11 +136,10 @@ export class Lockout {
     return { type: "del", in: "lockout", key: userId };
   }
 
-  private async fail(userId: string, record: LockoutRecord): Promise<LockoutStatus> {
-    const now = this.now();
-    const next = afterFailure(record, now, !userId.endsWith(PAIR_SUFFIX));
+  private async fail(userId: string, record: LockoutRecord): Promise<LockoutRecord> {
+    const next = afterFailure(record, this.now(), !userId.endsWith(PAIR_SUFFIX));
     await this.store.put("lockout", userId, next);
-    return statusOf(next, now);
+    return next;
   }
 
   private async succeed(userId: string, record: LockoutRecord): Promise<void> {
@@ -174,6 +177,14 @@ function afterFailure(record: LockoutRecord, now: number, mayDisable: boolean): 
   if (failuresInARow < LOCKOUT.wrongEntryLimit) return next;
   const blockMs = Math.min(LOCKOUT.firstBlockMs * 2 ** blocks, LOCKOUT.maxBlockMs);
   return { ...next, blocks: blocks + 1, blockedUntil: now + blockMs };
+}
+
+/**
+ * Wrong attempts left before a block. Past the first block every wrong attempt blocks again, so
+ * a user still allowed after a failure is always below the limit.
+ */
+function triesLeft(record: LockoutRecord, now: number): number {
+  return statusOf(record, now).allowed ? LOCKOUT.wrongEntryLimit - record.failuresInARow : 0;
 }
 
 function statusOf(record: LockoutRecord, now: number): LockoutStatus {

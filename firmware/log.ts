@@ -47,7 +47,8 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
     const pairs = Object.entries({ ...bound, ...fields })
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${formatValue(v)}`);
-    const head = timestamps ? `${new Date().toISOString().slice(11, 23)} ${level.toUpperCase().padEnd(5)}` : `level=${level}`;
+    // The full ISO 8601 UTC time, as in the events and the CLI (docs/design.md: one clock format).
+    const head = timestamps ? `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)}` : `level=${level}`;
     write([head, timestamps ? redactUrlPasswords(msg) : `msg=${formatValue(msg)}`, ...pairs].join(" "));
   };
   return {

@@ -98,7 +98,7 @@ export class TerminalSimulator {
     if (secret === undefined) return;
     this.printAbove(
       `IQ ${this.hub.iqId} is unclaimed. Setup secret: ${formatSetupSecret(secret)}\n` +
-        `  claim it from another terminal: npx iq --profile <you> claim --iq ${this.hub.iqId} --secret ${formatSetupSecret(secret)} --name <you>`,
+        `  claim it from another terminal: ${this.hub.claimCommand(formatSetupSecret(secret))}`,
     );
   }
 

@@ -9,7 +9,7 @@
  * 2 the command line itself is wrong.
  */
 import { realpathSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 
@@ -18,16 +18,24 @@ import { BleRequester } from "./app/ble-client.js";
 import { IqClient, type MessageHandler, type Requester } from "./app/client.js";
 import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/companion.js";
 import { AppError } from "./app/errors.js";
-import { Profile } from "./app/profile.js";
+import { BACKUPS_KEPT, Profile } from "./app/profile.js";
 import { CODE_PURPOSES, type CodePurpose } from "./crypto/code.js";
-import { backupSchema, type Backup, type Role } from "./protocol/messages.js";
+import { PIN_LENGTH, checkPin } from "./pin-policy.js";
+import { backupSchema, type Backup, type CommandOp, type Role } from "./protocol/messages.js";
 import { DEFAULT_TOPIC_PREFIX } from "./protocol/topics.js";
 
 /** The hub's embedded broker when it runs with no configuration: where a first try meets it. */
 const DEFAULT_BROKER = "mqtt://127.0.0.1:1883";
 const DEFAULT_DISCOVER_MS = 1_000;
+/** After a request went unanswered: how long to gather the retained states of the IQs on the broker. */
+const SEEN_WAIT_MS = 500;
+/** A wait shorter than this shows no progress: most answers come within it. */
+const PROGRESS_EVERY_MS = 1_000;
 
 const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+/** What a chosen PIN must be (provisioning/pin-policy.ts), said before it is typed. */
+const PIN_RULES = `${PIN_LENGTH.min} to ${PIN_LENGTH.max} digits; no repeats (1212), no runs (1234, 4321), no common PINs (2580)`;
+const NEW_PIN_TRIES = 3;
 const USAGE = "usage";
 
 /** Everything the CLI takes from its surroundings, so tests can run it in-process. */
@@ -40,6 +48,13 @@ export interface CliEnvironment {
   /** `events --follow` ends when this aborts (Ctrl-C). */
   stop: AbortSignal;
   now: () => number;
+  /**
+   * Replaces the one progress line on stderr ("" clears it); absent when stderr is not a
+   * terminal, where a line rewritten every second would only clutter a log.
+   */
+  progress?: (line: string) => void;
+  /** How long a request waits for its answer (tests shorten it). */
+  requestTimeoutMs?: number;
 }
 
 interface Globals {
@@ -78,7 +93,19 @@ class Invocation {
     this.topicPrefix = globals.topicPrefix ?? io.env.IQ_TOPIC_PREFIX ?? DEFAULT_TOPIC_PREFIX;
     const requester: Requester = {
       topicPrefix: this.topicPrefix,
-      request: async (iqId, op, args) => (await this.connect()).request(iqId, op, args),
+      request: async (iqId, op, args) => {
+        const client = await this.connect();
+        const stopProgress = this.showProgress(iqId);
+        try {
+          return await client.request(iqId, op, args);
+        } catch (error) {
+          // Only a broker has retained states to look at.
+          const brokerSilent = error instanceof AppError && error.code === "no_answer" && this.globals.ble !== true;
+          throw brokerSilent ? await this.explainSilence(iqId, error) : error;
+        } finally {
+          stopProgress();
+        }
+      },
       watch: async (filter, onMessage: MessageHandler) => (await this.connect()).watch(filter, onMessage),
     };
     this.companion = new Companion({ profile: this.profile, client: requester, now: io.now });
@@ -92,7 +119,7 @@ class Invocation {
   }
 
   async broker(): Promise<string> {
-    return this.globals.broker ?? this.io.env.IQ_BROKER ?? (await this.profile.read()).broker ?? DEFAULT_BROKER;
+    return withScheme(this.globals.broker ?? this.io.env.IQ_BROKER ?? (await this.profile.read()).broker ?? DEFAULT_BROKER);
   }
 
   /** --iq, else the one IQ this profile knows. */
@@ -102,7 +129,7 @@ class Invocation {
     if (known.length === 1 && known[0] !== undefined) return known[0];
     throw usageError(
       known.length === 0
-        ? `profile ${this.profile.name} knows no IQ yet: pass --iq ID (iq discover lists the IQs on the broker)`
+        ? `profile ${this.profile.name} knows no IQ yet: pass --iq ID (npx iq discover lists the IQs on the broker)`
         : `profile ${this.profile.name} knows several IQs (${known.join(", ")}): pass --iq ID`,
     );
   }
@@ -117,17 +144,32 @@ class Invocation {
     return this.io.askSecret(prompt);
   }
 
-  /** A PIN being chosen: the flag, else asked for twice, since a typo would lock the person out. */
+  /**
+   * A PIN being chosen: the flag, else asked for twice, since a typo would lock the person out.
+   * The prompt states the rules, and a PIN the policy refuses, or two that differ, are asked for
+   * again (NEW_PIN_TRIES times) instead of ending the command.
+   */
   async newPin(flag: string | undefined, name: string): Promise<string> {
     if (flag !== undefined) return flag;
-    if (this.io.askSecret === undefined) {
+    const ask = this.io.askSecret;
+    if (ask === undefined) {
       throw usageError(`${name} is needed: pass it as an option, or run in a terminal to be asked for it`);
     }
-    const first = await this.io.askSecret(`${name}: `);
-    if ((await this.io.askSecret(`${name} again: `)) !== first) {
-      throw new AppError("pin_mismatch", "the two PINs differ: nothing was sent");
+    this.io.stderr(`${name}: ${PIN_RULES}\n`);
+    for (let attempt = 1; ; attempt++) {
+      const first = await ask(`${name}: `);
+      let problem: IqError | undefined;
+      try {
+        checkPin(first);
+        if ((await ask(`${name} again: `)) !== first) problem = new AppError("pin_mismatch", "the two PINs differ");
+      } catch (error) {
+        if (!(error instanceof IqError)) throw error;
+        problem = error;
+      }
+      if (problem === undefined) return first;
+      if (attempt >= NEW_PIN_TRIES) throw new AppError(problem.code, `${problem.message}: nothing was sent`);
+      this.io.stderr(`${problem.message}; try again\n`);
     }
-    return first;
   }
 
   /** After a pairing: remember where this profile's IQs live (a pairing over BLE says nothing about that). */
@@ -137,6 +179,41 @@ class Invocation {
     await this.profile.update((data) => {
       data.broker = broker;
     });
+  }
+
+  /** "waiting for IQ x… 3 s" on the terminal while a request waits; returns what ends it. */
+  private showProgress(iqId: string): () => void {
+    const { progress } = this.io;
+    if (progress === undefined) return () => undefined;
+    const started = this.io.now();
+    let shown = false;
+    const timer = setInterval(() => {
+      shown = true;
+      progress(`waiting for IQ ${iqId}… ${Math.round((this.io.now() - started) / 1000)} s`);
+    }, PROGRESS_EVERY_MS);
+    return () => {
+      clearInterval(timer);
+      if (shown) progress("");
+    };
+  }
+
+  /**
+   * No answer: a mistyped IQ id and a stopped hub look the same from here, so look at the IQs
+   * that announce themselves (retained state and availability) and say which it is.
+   */
+  private async explainSilence(iqId: string, noAnswer: AppError): Promise<AppError> {
+    const seen = await this.companion.discover({ waitMs: SEEN_WAIT_MS });
+    const broker = await this.broker();
+    const it = seen.find((iq) => iq.iqId === iqId);
+    if (it?.availability === "offline") return new AppError("no_answer", `IQ ${iqId} is offline on ${broker}: is the hub running?`);
+    if (it !== undefined || seen.length === 0) return noAnswer;
+    return new AppError("iq_unknown", `no IQ ${iqId} on ${broker}; IQs seen: ${seen.map((iq) => iq.iqId).join(", ")} (check --iq)`);
+  }
+
+  /** See IqClient.onConnectionChange; connects first if need be. A BLE link has no broker to lose. */
+  async onConnectionChange(listener: (connected: boolean) => void): Promise<() => void> {
+    const client = await this.connect();
+    return client instanceof IqClient ? client.onConnectionChange(listener) : () => undefined;
   }
 
   async close(): Promise<void> {
@@ -150,7 +227,7 @@ class Invocation {
     if (this.globals.ble === true) this.client ??= Promise.resolve(new BleRequester({ adapter: this.io.env.IQ_BLE_ADAPTER, topicPrefix: this.topicPrefix, now: this.io.now }));
     this.client ??= (async () => {
       const [broker, mqtt] = await Promise.all([this.broker(), tlsFiles(this.io.env)]);
-      return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt });
+      return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt, timeoutMs: this.io.requestTimeoutMs });
     })();
     // A failed connection is not kept: the error goes to the caller, and close() has nothing to end.
     this.client.catch(() => (this.client = undefined));
@@ -176,6 +253,14 @@ async function tlsFiles(env: NodeJS.ProcessEnv): Promise<Partial<Record<"ca" | "
   return Object.fromEntries((await Promise.all(Object.entries(files).map(read))).flat());
 }
 
+/**
+ * `host:port` means `mqtt://host:port`: mqtt.js would take `host` for the scheme and fail later
+ * with a packet error that names neither.
+ */
+function withScheme(broker: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(broker) ? broker : `mqtt://${broker}`;
+}
+
 type Handler = (run: Invocation, command: Command) => Promise<Output | undefined>;
 
 function parseCount(value: string): number {
@@ -183,17 +268,44 @@ function parseCount(value: string): number {
   return Number(value);
 }
 
+/** ISO 8601 in UTC to the second, like the events and the hub's log (docs/design.md: one clock format). */
 function time(ms: number): string {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 function describeCode(made: MadeCode): string {
   return `${made.code} (valid once, until about ${time(made.validUntil)})`;
 }
 
-function describeEvent(event: IqEvent): string {
+/** The iq command behind each sealed op, for a refusal's `details.op`: people know commands. */
+const COMMAND_OF: Readonly<Record<CommandOp, string>> = {
+  whoami: "iq whoami",
+  open: "iq open",
+  office: "iq office",
+  "user.add": "iq user add",
+  "user.remove": "iq user remove",
+  "user.list": "iq user list",
+  "pin.change": "iq pin change",
+  "pin.reset": "iq pin reset",
+  "device.invite": "iq device invite",
+  backup: "iq backup",
+  restore: "iq restore",
+  "web.open": "iq open --web",
+  "web.office": "iq office --web",
+};
+
+/**
+ * One event on one line: the user by name where known (with the id, which the IQ's records
+ * use), and a refused op as the command that caused it.
+ */
+function describeEvent(event: IqEvent, names: ReadonlyMap<string, string>): string {
   const { seq, at, type, ...rest } = event;
-  const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`);
+  const fields = Object.entries(rest).map(([key, value]) => {
+    if (key === "user" && typeof value === "string" && names.has(value)) return `user=${names.get(value)} (${value})`;
+    return `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`;
+  });
+  const op = (rest.details as Record<string, unknown> | undefined)?.op;
+  if (typeof op === "string" && op in COMMAND_OF) fields.push(`command="${COMMAND_OF[op as CommandOp]}"`);
   return [`#${seq}`, at, type, ...fields].join(" ");
 }
 
@@ -225,13 +337,26 @@ function pinOption(what = "your PIN"): Option {
   return new Option("--pin <pin>", `${what} (default: $IQ_PIN, else asked for)`);
 }
 
+/** Stands for a profile name the CLI cannot know; pasted as it is, it is still a valid name. */
+const PROFILE_PLACEHOLDER = "PROFILE";
+const PROFILE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
 /**
- * A command line someone else runs on their own device, ready to copy: with `npx` (the checkout's
- * `iq` is not on PATH), a placeholder for their profile, and how this run reached the IQ
- * (`--ble`, or the broker unless it is the default: see Invocation.reachedBy).
+ * A profile name for a person, from their name ("Bob" → bob), else the placeholder. Never `<…>`
+ * or quotes: a hint is pasted into a shell, where those redirect or open a string.
  */
-function theirCommand(reachedBy: string, whose: string, rest: string): string {
-  return `npx iq${reachedBy} --profile <${whose}> ${rest}`;
+function profileFor(name: string | undefined): string {
+  const candidate = name?.toLowerCase().replace(/\s+/g, "-");
+  return candidate !== undefined && PROFILE_NAME.test(candidate) ? candidate : PROFILE_PLACEHOLDER;
+}
+
+/**
+ * A command line someone else runs on their own device, ready to paste: with `npx` (the checkout's
+ * `iq` is not on PATH), a profile for them, and how this run reached the IQ (`--ble`, or the
+ * broker unless it is the default: see Invocation.reachedBy).
+ */
+function theirCommand(reachedBy: string, profile: string, rest: string): string {
+  return `npx iq${reachedBy} --profile ${profile} ${rest}`;
 }
 
 /** A next step for the same person: their profile remembers the broker it paired over (BLE is said each time). */
@@ -240,15 +365,18 @@ function ownCommand(run: Invocation, rest: string): string {
 }
 
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
-function handOver(reachedBy: string, iqId: string, userId: string, pin: string, who: string, name: string): string {
-  return `hand it over in person; ${who} with: ${theirCommand(reachedBy, `${name}'s profile`, `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
+function handOver(reachedBy: string, iqId: string, userId: string, pin: string, who: string, name: string | undefined): string {
+  return `hand it over in person; ${who} with: ${theirCommand(reachedBy, profileFor(name), `activate --iq ${iqId} --user ${userId} --pin ${pin}`)}`;
 }
 
 function buildProgram(io: CliEnvironment, json: boolean): Command {
   const program = new Command("iq")
     .description("The IQ companion app: claim, manage and open an IQ hub over MQTT (or BLE nearby), as the phone and web apps do.")
     .option("--profile <name>", "profile to use (default: $IQ_PROFILE, else default)")
-    .option("--broker <url>", `MQTT broker (default: $IQ_BROKER, else the profile's, else ${DEFAULT_BROKER})`)
+    .option(
+      "--broker <url>",
+      `MQTT broker: mqtt://, mqtts://, ws:// or wss:// URL; host:port means mqtt://host:port (default: $IQ_BROKER, else the profile's, else ${DEFAULT_BROKER})`,
+    )
     .option("--iq <id>", "IQ to talk to (default: the profile's only IQ)")
     .option("--ble", "talk to the IQ over Bluetooth LE, nearby, instead of MQTT (adapter: $IQ_BLE_ADAPTER, else the first)")
     .option("--topic-prefix <prefix>", `the hub's mqtt.topicPrefix (default: $IQ_TOPIC_PREFIX, else ${DEFAULT_TOPIC_PREFIX})`)
@@ -291,13 +419,15 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
 
   on(program.command("status").description("the IQ's state, clock and locks (no PIN needed)"), async (run) => {
     const status = await run.companion.status({ iqId: await run.iqId() });
+    // The claim is run from this profile, over the broker this status came through.
+    const claim = theirCommand(await run.reachedBy(), run.profile.name, `claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`);
     const clock =
       status.clockSynced === false ? "clock NOT synchronised: Codes are refused until it is" : status.clockSynced ? "clock synchronised" : "clock state unknown";
     const lines = [`IQ ${status.iqId} (v${status.version}): ${status.state}; ${clock}`];
     if (!status.claimed) {
       lines.push(
         status.claimWindowOpen
-          ? `Unclaimed, claim window open: iq claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`
+          ? `Unclaimed, claim window open: ${claim}`
           : "Unclaimed, claim window closed: press the IQ's button briefly to open it",
       );
     }
@@ -320,8 +450,15 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const pin = await run.newPin(opts.pin ?? run.io.env.IQ_PIN, "PIN you choose");
       const owner = await run.companion.claim({ iqId, setupSecret: opts.secret, name: opts.name, pin });
       await run.rememberBroker();
+      // A re-claim after a factory reset (story 8): the users come back with a restore, and a
+      // backup made first would hold only the new Owner.
+      const last = (await run.companion.keptBackups(iqId)).at(-1)?.backup;
+      const next =
+        last === undefined
+          ? `Make a backup now and after each change: ${ownCommand(run, "backup")}`
+          : `This profile has a backup of ${iqId} (${count(last.users.length, "user")}, made ${last.createdAt}): now run ${ownCommand(run, "restore")}`;
       return {
-        text: `Claimed ${iqId}: you are its owner, ${owner.name} (user id ${owner.userId}). Keep your PIN: a forgotten owner PIN means a factory reset. Make a backup now and after each change: ${ownCommand(run, "backup")}`,
+        text: `Claimed ${iqId}: you are its owner, ${owner.name} (user id ${owner.userId}). Keep your PIN: a forgotten owner PIN means a factory reset. ${next}`,
         json: { iqId, ...owner },
       };
     },
@@ -349,13 +486,15 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     user
       .command("remove")
       .description("remove a user and their devices")
-      .argument("<userId>", "the user's id (iq user list shows it)")
+      .argument("<user>", "the user's id, or a name only one user has (iq user list shows them)")
       .addOption(pinOption()),
     async (run, self) => {
-      const [userId] = self.processedArgs as [string];
+      const [who] = self.processedArgs as [string];
       const iqId = await run.iqId();
-      await run.companion.removeUser({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
-      return { text: `Removed ${userId} from ${iqId}.`, json: { userId } };
+      const pin = await run.pin(self.opts<{ pin?: string }>().pin);
+      const userId = await run.companion.findUser({ iqId, pin, who });
+      await run.companion.removeUser({ iqId, pin, userId });
+      return { text: `Removed ${who === userId ? userId : `${who} (${userId})`} from ${iqId}.`, json: { userId } };
     },
   );
   on(
@@ -425,14 +564,15 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     pin
       .command("reset")
       .description("Owner: give a user a new initial PIN (their app must activate again)")
-      .argument("<userId>", "the user's id")
+      .argument("<user>", "the user's id, or a name only one user has")
       .addOption(pinOption("your (the Owner's) PIN")),
     async (run, self) => {
-      const [userId] = self.processedArgs as [string];
+      const [who] = self.processedArgs as [string];
       const iqId = await run.iqId();
-      const reset = await run.companion.resetPin({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin), userId });
+      const pin = await run.pin(self.opts<{ pin?: string }>().pin);
+      const reset = await run.companion.resetPin({ iqId, pin, userId: await run.companion.findUser({ iqId, pin, who }) });
       return {
-        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.reachedBy(), iqId, reset.userId, reset.initialPin, "they activate again", "their")}`,
+        text: `Reset the PIN of ${reset.userId}; their app is no longer activated. New initial PIN: ${reset.initialPin} — ${handOver(await run.reachedBy(), iqId, reset.userId, reset.initialPin, "they activate again", who === reset.userId ? undefined : who)}`,
         json: reset,
       };
     },
@@ -510,7 +650,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
         ? await run.companion.webOffice({ iqId, lock: opts.lock, on: switchOn, ...web })
         : await run.companion.office({ iqId, lock: opts.lock, on: switchOn, pin: await run.pin(opts.pin) });
       const text = result.officeMode
-        ? `Office Mode on: ${result.lock} on ${iqId} stays open until: iq office off`
+        ? `Office Mode on: ${result.lock} on ${iqId} stays open until: ${web ? "switched off with an office_off Code" : ownCommand(run, `office off${opts.lock === DEFAULT_LOCK ? "" : ` --lock ${opts.lock}`}`)}`
         : `Office Mode off: ${result.lock} on ${iqId} is locked.`;
       return { text, json: result };
     },
@@ -527,7 +667,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const made = await run.companion.inviteDevice({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
       const userId = (await run.profile.activation(iqId))?.userId ?? "USER";
       return {
-        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.reachedBy(), "second device's profile", `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
+        text: `Second-device Code: ${describeCode(made)}\nOn the second device, run: ${theirCommand(await run.reachedBy(), profileFor(`${run.profile.name}-2`), `device join --iq ${iqId} --user ${userId} --code ${made.code}`)}  (it asks for your PIN)`,
         json: { iqId, userId, ...made },
       };
     },
@@ -551,13 +691,19 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   on(
     program
       .command("backup")
-      .description("Owner: keep the IQ's users, roles, locks and settings in this profile")
+      .description(`Owner: keep the IQ's users, roles, locks and settings in this profile (the last ${BACKUPS_KEPT})`)
+      .option("--out <file>", "also write it to this file (iq restore --from reads it)")
+      .option("--force", "keep it even if it has fewer users than the last backup, which was never restored")
       .addOption(pinOption()),
     async (run, self) => {
+      const opts = self.opts<{ out?: string; force?: boolean; pin?: string }>();
       const iqId = await run.iqId();
-      const backup = await run.companion.backup({ iqId, pin: await run.pin(self.opts<{ pin?: string }>().pin) });
+      const backup = await run.companion.backup({ iqId, pin: await run.pin(opts.pin), force: opts.force === true });
+      // 0600 like the profile: names and roles of the people who may open the door.
+      if (opts.out !== undefined) await writeFile(opts.out, `${JSON.stringify({ backup }, null, 2)}\n`, { mode: 0o600 });
+      const where = `profile ${run.profile.name}${opts.out === undefined ? "" : ` and ${opts.out}`}`;
       return {
-        text: `Backup of ${iqId} kept in profile ${run.profile.name}: ${count(backup.users.length, "user")}, ${count(backup.locks.length, "lock")}. After a factory reset, claim the IQ again and run: ${ownCommand(run, `restore --iq ${iqId}`)}`,
+        text: `Backup of ${iqId} kept in ${where}: ${count(backup.users.length, "user")}, ${count(backup.locks.length, "lock")}. After a factory reset, claim the IQ again and run: ${ownCommand(run, `restore --iq ${iqId}${opts.out === undefined ? "" : ` --from ${opts.out}`}`)}`,
         json: { backup },
       };
     },
@@ -566,7 +712,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     program
       .command("restore")
       .description("Owner, after a factory reset and a new claim: push the last backup back")
-      .option("--from <file>", "a backup saved with iq --json backup (default: the one in this profile)")
+      .option("--from <file>", "a backup saved with iq backup --out (or iq --json backup) (default: the newest in this profile)")
       .addOption(pinOption()),
     async (run, self) => {
       const opts = self.opts<{ from?: string; pin?: string }>();
@@ -579,7 +725,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
           ? `Restored ${iqId}: no users to add back.`
           : `Restored ${count(restored.users.length, "user")} on ${iqId}. Each has a new initial PIN to hand over in person:`,
         ...restored.users.map(
-          (u) => `  ${u.name} (${u.role}): ${theirCommand(reachedBy, `${u.name}'s profile`, `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
+          (u) => `  ${u.name} (${u.role}): ${theirCommand(reachedBy, profileFor(u.name), `activate --iq ${iqId} --user ${u.userId} --pin ${u.initialPin}`)}`,
         ),
       ];
       if (restored.missingLocks.length > 0) {
@@ -594,15 +740,23 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .command("events")
       .description("the IQ's audit events (no PIN needed)")
       .option("--after <seq>", "only events after this sequence number", parseCount)
-      .option("--follow", "keep printing new events until Ctrl-C (with --json: one JSON object per line)"),
+      .option("--follow", "keep printing new events until Ctrl-C (with --json: one JSON object per line)")
+      .option("--user <user>", "only this user's events: an id, or a name (names need an Owner's or Admin's PIN)")
+      .option("--type <types>", "only events of these types, comma-separated (opened,refused,lockout,…)")
+      .addOption(pinOption("with an Owner's or Admin's profile: your PIN, to show names (optional)")),
     async (run, self) => {
-      const opts = self.opts<{ after?: number; follow?: boolean }>();
+      const opts = self.opts<{ after?: number; follow?: boolean; user?: string; type?: string; pin?: string }>();
       const iqId = await run.iqId();
+      const names = await userNames(run, iqId, opts.pin);
+      const wanted = eventFilter(opts, names);
+      const print = (event: IqEvent): string => (json ? JSON.stringify(event) : describeEvent(event, names));
       if (opts.follow !== true) {
-        const events = await run.companion.events({ iqId, afterSeq: opts.after });
-        return { text: events.length === 0 ? "No events." : events.map(describeEvent).join("\n"), json: { events } };
+        const events = (await run.companion.events({ iqId, afterSeq: opts.after })).filter(wanted);
+        return { text: events.length === 0 ? "No events." : events.map(print).join("\n"), json: { events } };
       }
-      await followEvents(run, iqId, opts.after, json);
+      await followEvents(run, iqId, opts.after, (event) => {
+        if (wanted(event)) run.io.stdout(`${print(event)}\n`);
+      });
       return undefined;
     },
   );
@@ -619,8 +773,35 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   return program;
 }
 
-/** Prints events until the stop signal (Ctrl-C) or an error. */
-async function followEvents(run: Invocation, iqId: string, afterSeq: number | undefined, json: boolean): Promise<void> {
+/**
+ * User ids to names for the events: this profile's own, and with an Owner's or Admin's PIN
+ * (--pin, $IQ_PIN, or asked on a terminal, where Enter skips) everyone's from user.list. Events
+ * need no PIN, so without one the ids stay.
+ */
+async function userNames(run: Invocation, iqId: string, pinFlag: string | undefined): Promise<Map<string, string>> {
+  const me = await run.profile.activation(iqId);
+  const names = new Map<string, string>(me === undefined ? [] : [[me.userId, me.name]]);
+  if (me?.activated !== true || (me.role !== "owner" && me.role !== "admin")) return names;
+  const pin = pinFlag ?? run.io.env.IQ_PIN ?? (await run.io.askSecret?.("PIN, to show names (Enter: ids only): "));
+  if (pin === undefined || pin === "") return names;
+  for (const user of (await run.companion.listUsers({ iqId, pin })).users) names.set(user.userId, user.name);
+  return names;
+}
+
+/** --user (an id, or a name any case) and --type (a comma-separated list). */
+function eventFilter(opts: { user?: string; type?: string }, names: ReadonlyMap<string, string>): (event: IqEvent) => boolean {
+  const types = opts.type?.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  const who = opts.user?.toLowerCase();
+  const userIds =
+    who === undefined ? undefined : new Set([opts.user, ...[...names].filter(([, name]) => name.toLowerCase() === who).map(([id]) => id)]);
+  return (event) => (types === undefined || types.includes(event.type)) && (userIds === undefined || userIds.has(event.user as string));
+}
+
+/**
+ * Prints events until the stop signal (Ctrl-C) or an error, saying on stderr that it follows
+ * and when the broker goes and comes back (stdout stays the events alone, for a pipe).
+ */
+async function followEvents(run: Invocation, iqId: string, afterSeq: number | undefined, onEvent: (event: IqEvent) => void): Promise<void> {
   const { io } = run;
   let failed: (error: Error) => void = () => undefined;
   const ended = new Promise<void>((resolve, reject) => {
@@ -628,15 +809,16 @@ async function followEvents(run: Invocation, iqId: string, afterSeq: number | un
     if (io.stop.aborted) resolve();
     io.stop.addEventListener("abort", () => resolve(), { once: true });
   });
-  const stop = await run.companion.followEvents({
-    iqId,
-    afterSeq,
-    onEvent: (event) => io.stdout(`${json ? JSON.stringify(event) : describeEvent(event)}\n`),
-    onError: failed,
-  });
+  const broker = await run.broker();
+  const stop = await run.companion.followEvents({ iqId, afterSeq, onEvent, onError: failed });
+  io.stderr(`following the events of ${iqId} on ${broker} (Ctrl-C ends)\n`);
+  const unwatch = await run.onConnectionChange((connected) =>
+    io.stderr(connected ? `broker ${broker} is back: following again\n` : `lost the broker ${broker}: retrying…\n`),
+  );
   try {
     await ended;
   } finally {
+    unwatch();
     await stop();
   }
 }
@@ -655,6 +837,13 @@ async function readBackupFile(file: string): Promise<Backup> {
   return parsed.data;
 }
 
+/** A `forbidden` refusal names the command refused, as the person typed it, not the IQ's op. */
+function withCommand(error: IqError): { code: string; message: string } {
+  const op = error.details?.op;
+  if (error.code !== "forbidden" || typeof op !== "string" || !(op in COMMAND_OF)) return error;
+  return { code: error.code, message: `${COMMAND_OF[op as CommandOp]}: ${error.message}` };
+}
+
 /** Runs `iq` with the arguments after the program name; resolves with the exit status. */
 export async function main(args: readonly string[], io: CliEnvironment = processEnvironment()): Promise<number> {
   // Known before parsing, so that even a usage error comes out as JSON.
@@ -671,7 +860,7 @@ export async function main(args: readonly string[], io: CliEnvironment = process
       return EXIT.usage;
     }
     const { code, message } =
-      error instanceof IqError ? error : { code: "internal_error", message: `unexpected failure: ${(error as Error).message}` };
+      error instanceof IqError ? withCommand(error) : { code: "internal_error", message: `unexpected failure: ${(error as Error).message}` };
     if (json) io.stdout(`${JSON.stringify({ error: { code, message } })}\n`);
     else io.stderr(`error ${code}: ${message}\n`);
     return code === USAGE ? EXIT.usage : EXIT.refused;
@@ -694,6 +883,7 @@ function processEnvironment(): CliEnvironment {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     ...(interactive && { askSecret: askHidden }),
+    ...(process.stderr.isTTY && { progress: (line: string) => process.stderr.write(`\r\x1b[K${line}`) }),
     stop: stop.signal,
     now: Date.now,
   };

@@ -127,13 +127,13 @@ export class Commands {
         await this.ctx.events.record({ type: "lockout", source, user: user.userId, reason: attempt.status.reason });
         this.ctx.lifecycle.showLockedOut();
       }
-      throw new IqError("pin_wrong", "wrong PIN");
+      throw wrongPin(attempt.triesLeft, !attempt.status.allowed && attempt.status.reason === "disabled");
     }
   }
 
   private async run(op: CommandOp, args: unknown, caller: Caller): Promise<unknown> {
     const { ctx } = this;
-    const actor = { userId: caller.user.userId, source: caller.source };
+    const actor = { userId: caller.user.userId, name: caller.user.name, source: caller.source };
     switch (op) {
       case "whoami":
         return { userId: caller.user.userId, name: caller.user.name, role: caller.user.role };
@@ -216,7 +216,7 @@ export class Commands {
     if (user.role === "relay") throw new IqError("forbidden", "a relay has no Codes of its own");
     requireAllowed(user, op === "web.open" ? "open" : "office");
     ctx.access.requireLock(args.lock);
-    const actor = { userId: user.userId, source: "web" as const };
+    const actor = { userId: user.userId, name: user.name, source: "web" as const };
     if (op === "web.open") {
       const spend = await acceptUserCode(ctx, this.wrongPins, { user, purpose: "open", code: args.code, source: "web", lock: args.lock });
       return ctx.access.open(args.lock, actor, [spend]);
@@ -315,3 +315,15 @@ function parseJson(bytes: Uint8Array): unknown {
   }
 }
 
+/**
+ * A wrong PIN says what is left: the person can stop and think before the block, and learns that
+ * wrong PINs from their other devices count too. Sealed, so only the person's own app reads it.
+ */
+function wrongPin(triesLeft: number, disabled: boolean): IqError {
+  const left = disabled
+    ? "this user is now disabled until the Owner resets the PIN"
+    : triesLeft === 0
+      ? "this user is now blocked for a while"
+      : `${triesLeft} more ${triesLeft === 1 ? "try" : "tries"} before this user is blocked for a while`;
+  return new IqError("pin_wrong", `wrong PIN: ${left} (wrong PINs from every device of the user count together)`, { triesLeft });
+}

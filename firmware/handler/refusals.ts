@@ -23,7 +23,10 @@ export function lockedError(status: Exclude<LockoutStatus, { allowed: true }>, n
   }
   const seconds = Math.max(1, Math.ceil((status.until - now) / 1000));
   const wait = seconds < 120 ? `${seconds} s` : `${Math.ceil(seconds / 60)} minutes`;
-  return new IqError("locked_out", `too many wrong PINs or Codes: try again in ${wait}`, { until: status.until });
+  // A person locked out from the phone they did not use deserves to know why.
+  return new IqError("locked_out", `too many wrong PINs or Codes for this user (wrong ones from every device of the user count together): try again in ${wait}`, {
+    until: status.until,
+  });
 }
 
 /**
@@ -168,7 +171,11 @@ export async function acceptUserCode(ctx: IqContext, wrongPins: WrongPinCodes, a
     case "replay":
       throw new IqError("code_replay", "this Code was already used (or a newer one was): make a new Code");
     case "not_ours":
-      throw new IqError("code_rejected", "not a valid Code for this user, lock and purpose, or it has expired");
+      // An expired Code and a mistyped one decrypt to noise alike: the IQ cannot say which.
+      throw new IqError(
+        "code_rejected",
+        "this Code does not check out: it has expired (a Code lasts about 3 minutes) or it was mistyped, or it was made for another user, lock or purpose. Make a new Code; if this one was typed within 3 minutes, check it for a typo",
+      );
   }
 }
 

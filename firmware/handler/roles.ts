@@ -31,6 +31,23 @@ export const ALLOWED: Readonly<Record<CommandOp, readonly Role[]>> = {
 /** Roles an Admin may add and remove; the Owner manages every role but the owner. */
 const ADMIN_MANAGES: readonly Role[] = ["superuser", "user"];
 
+/** What each op does, in words: the person reading a refusal knows commands, not ops (`user.add`). */
+const OP_WORDS: Readonly<Record<CommandOp, string>> = {
+  whoami: "asking who you are",
+  open: "opening",
+  office: "Office Mode",
+  "user.add": "adding users",
+  "user.remove": "removing users",
+  "user.list": "listing users",
+  "pin.change": "changing a PIN",
+  "pin.reset": "resetting a PIN",
+  "device.invite": "inviting a second device",
+  backup: "a backup",
+  restore: "a restore",
+  "web.open": "opening with a web Code",
+  "web.office": "Office Mode with a web Code",
+};
+
 const ROLE_NAMES: Readonly<Record<Role, string>> = {
   owner: "the Owner",
   admin: "an Admin",
@@ -42,7 +59,7 @@ const ROLE_NAMES: Readonly<Record<Role, string>> = {
 export function requireAllowed(user: User, op: CommandOp): void {
   if (ALLOWED[op].includes(user.role)) return;
   const who = ALLOWED[op].map((role) => ROLE_NAMES[role]).join(", ").replace(/, ([^,]*)$/, " or $1");
-  throw new IqError("forbidden", `${op === "office" ? "Office Mode" : op} needs ${who}; you are ${ROLE_NAMES[user.role]}`);
+  throw new IqError("forbidden", `${OP_WORDS[op]} needs ${who}; you are ${ROLE_NAMES[user.role]}`);
 }
 
 export function requireManages(manager: User, role: Role): void {

@@ -192,6 +192,26 @@ export class IqClient implements Requester {
     };
   }
 
+  /**
+   * Calls `listener` when the broker connection is lost (false) or back (true), once per change,
+   * until the returned function is called: a long `events --follow` should say so.
+   */
+  onConnectionChange(listener: (connected: boolean) => void): () => void {
+    let connected = this.mqtt.connected;
+    const changed = (now: boolean) => () => {
+      if (now === connected || this.closed) return;
+      connected = now;
+      listener(now);
+    };
+    const [up, down] = [changed(true), changed(false)];
+    this.mqtt.on("connect", up);
+    this.mqtt.on("close", down);
+    return () => {
+      this.mqtt.off("connect", up);
+      this.mqtt.off("close", down);
+    };
+  }
+
   /** Fails every request still waiting and disconnects. */
   async close(): Promise<void> {
     this.closed = true;

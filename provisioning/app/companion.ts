@@ -42,7 +42,7 @@ import { topicsFor } from "../protocol/topics.js";
 import { acceptSealed, acceptSigned, IqRefusal, parseResult } from "./answers.js";
 import type { Requester } from "./client.js";
 import { AppError } from "./errors.js";
-import type { Activation, Profile } from "./profile.js";
+import { BACKUPS_KEPT, type Activation, type KeptBackup, type Profile } from "./profile.js";
 
 /** The lock a command addresses when none is named (the hub's default configuration has one). */
 export const DEFAULT_LOCK = "door";
@@ -150,7 +150,10 @@ const PAIRING_NAMES: Record<PairKind, string> = { claim: "claim", activate: "act
 const WRONG_SECRET: Record<PairKind, string> = {
   claim: "wrong setup secret",
   activate: "wrong initial PIN",
-  duplicate: "wrong Code or PIN, or the Code has expired (make a new one with: iq device invite)",
+  // pair_failed leaves the invitation standing (only a success uses it up): say so, or a person
+  // makes a new Code for nothing, or gives up.
+  duplicate:
+    "wrong Code or PIN, or the Code has expired. The invitation still stands for the right Code and PIN until it expires (about 3 minutes after 'iq device invite'): try again, else make a new one with: iq device invite",
 };
 
 export class Companion {
@@ -190,6 +193,24 @@ export class Companion {
 
   listUsers(input: AsUser): Promise<UserList> {
     return this.command(input, "user.list", {}, userList);
+  }
+
+  /**
+   * The user id for what a person typed: an id, or a name (any case) that only one user has. People
+   * know names; the ids are the IQ's. Costs a user.list, so Owner or Admin.
+   */
+  async findUser(input: AsUser & { who: string }): Promise<string> {
+    const { users } = await this.listUsers(input);
+    if (users.some((u) => u.userId === input.who)) return input.who;
+    const named = users.filter((u) => u.name.toLowerCase() === input.who.toLowerCase());
+    if (named.length === 1) return named[0]!.userId;
+    if (named.length === 0) {
+      throw new AppError("user_unknown", `no user with the id or name ${input.who} on ${input.iqId} (iq user list shows them)`);
+    }
+    throw new AppError(
+      "user_ambiguous",
+      `${named.length} users are called ${input.who} on ${input.iqId}: ${named.map((u) => `${u.name} (${u.role}, ${u.userId})`).join(", ")}; give the user id`,
+    );
   }
 
   // ── Story 3: activate, change the PIN ─────────────────────────────────────────────────────
@@ -286,25 +307,50 @@ export class Companion {
 
   // ── Story 8: backup before, restore after a factory reset ────────────────────────────────
 
-  /** Fetches the IQ's configuration and keeps it in the profile, for restore after a reset. */
-  async backup(input: AsUser): Promise<Backup> {
+  /**
+   * Fetches the IQ's configuration and keeps it in the profile (newest last, earlier ones kept),
+   * for restore after a reset. A backup with fewer users than the last one, which was never
+   * restored, is refused unless `force`: that is what a backup made after a re-claim and before the
+   * restore looks like, and the restore would then bring back nobody.
+   */
+  async backup(input: AsUser & { force?: boolean }): Promise<Backup> {
     const { backup } = await this.command(input, "backup", {}, z.object({ backup: backupSchema }));
-    await this.profile.update((data) => {
-      data.backups[input.iqId] = backup;
+    return this.profile.update((data) => {
+      const kept = data.backups[input.iqId] ?? [];
+      const last = kept.at(-1);
+      if (input.force !== true && last !== undefined && !last.restored && backup.users.length < last.backup.users.length) {
+        throw new AppError(
+          "backup_would_shrink",
+          `the last backup of ${input.iqId} in profile ${this.profile.name} (${last.backup.users.length} users, made ${last.backup.createdAt}) was never restored, and the IQ now has ${backup.users.length}. ` +
+            "After a factory reset and a new claim, restore first (iq restore); if users were removed on purpose, pass --force (the earlier backup is kept too)",
+        );
+      }
+      data.backups[input.iqId] = [...kept, { backup, restored: false }].slice(-BACKUPS_KEPT);
+      return backup;
     });
-    return backup;
   }
 
-  /** Pushes a backup (by default the last one kept for this IQ) to the newly claimed IQ. */
+  /** The backups kept for `iqId`, oldest first. */
+  async keptBackups(iqId: string): Promise<KeptBackup[]> {
+    return (await this.profile.read()).backups[iqId] ?? [];
+  }
+
+  /** Pushes a backup (by default the newest kept for this IQ) to the newly claimed IQ; a kept one is then marked restored. */
   async restore(input: AsUser & { backup?: Backup }): Promise<RestoreResult> {
-    const backup = input.backup ?? (await this.profile.read()).backups[input.iqId];
+    const backup = input.backup ?? (await this.keptBackups(input.iqId)).at(-1)?.backup;
     if (backup === undefined) {
       throw new AppError(
         "backup_missing",
         `profile ${this.profile.name} has no backup of ${input.iqId}; a backup has to be made (iq backup) before a reset`,
       );
     }
-    return this.command(input, "restore", { backup }, restoreResult);
+    const restored = await this.command(input, "restore", { backup }, restoreResult);
+    await this.profile.update((data) => {
+      for (const kept of data.backups[input.iqId] ?? []) {
+        if (JSON.stringify(kept.backup) === JSON.stringify(backup)) kept.restored = true;
+      }
+    });
+    return restored;
   }
 
   // ── Story 9: a second device ─────────────────────────────────────────────────────────────
@@ -565,6 +611,10 @@ export class Companion {
         return await this.sendCommand(as, activation, op, args, result);
       } catch (error) {
         if (attempt === 1 && error instanceof IqRefusal && FRESHNESS_REFUSALS.has(error.code)) continue;
+        // The refusal names the op in words; the op itself lets an app name its own command.
+        if (error instanceof IqRefusal && error.code === "forbidden") {
+          throw new IqRefusal({ code: error.code, message: error.message, details: { ...error.details, op } }, error.verified);
+        }
         if (error instanceof IqRefusal && error.verified) {
           const gone = LOST_ACTIVATION[error.code];
           if (gone !== undefined) {

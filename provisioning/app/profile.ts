@@ -2,7 +2,7 @@
  * The companion app's memory: one profile per person and device, a JSON file in `$IQ_HOME`
  * (default `~/.config/iq`) named after the profile (`--profile NAME`, `$IQ_PROFILE`, `default`).
  * It holds the broker URL, the activation on each IQ (ids, the two per-app keys, the IQ's public
- * keys, the Code counter) and the last backup of each IQ the person owns. Never a PIN. The IQs'
+ * keys, the Code counter) and the last backups of each IQ the person owns. Never a PIN. The IQs'
  * latest challenges live beside it (challenge-cache.ts).
  *
  * The keys in it are as good as the person's phone: the file is created 0600 and a profile that
@@ -46,13 +46,29 @@ const activationSchema = z.strictObject({
 });
 export type Activation = z.infer<typeof activationSchema>;
 
+/** One backup kept in the profile, and whether it was ever pushed back with a restore. */
+const keptBackupSchema = z.strictObject({ backup: backupSchema, restored: z.boolean() });
+export type KeptBackup = z.infer<typeof keptBackupSchema>;
+/**
+ * Backups kept per IQ: a backup made after a re-claim and before the restore holds only the new
+ * Owner, and must not be the only one left.
+ */
+export const BACKUPS_KEPT = 10;
+
 const profileSchema = z.strictObject({
   format: z.literal(PROFILE_FORMAT),
   broker: z.string().optional(),
   /** By IQ id. */
   iqs: z.record(z.string(), activationSchema),
-  /** The last backup of each IQ, by IQ id: kept apart from the activation, which a reset ends. */
-  backups: z.record(z.string(), backupSchema),
+  /**
+   * The last BACKUPS_KEPT backups of each IQ, by IQ id, newest last: kept apart from the
+   * activation, which a reset ends. A profile written before there was a list holds one backup,
+   * read as a list of one (never restored, as far as anyone knows).
+   */
+  backups: z.record(
+    z.string(),
+    z.union([z.array(keptBackupSchema), backupSchema.transform((backup): KeptBackup[] => [{ backup, restored: false }])]),
+  ),
 });
 export type ProfileData = z.infer<typeof profileSchema>;
 

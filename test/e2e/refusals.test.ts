@@ -78,11 +78,40 @@ describe("refused, each with its own error code and event", () => {
     await web.app.webOpen({ iqId: iq.iqId, userId: bobId, code: right.code });
   });
 
+  it("a wrong PIN says how many tries are left and that every device counts; the lockout says so too", async () => {
+    const { iq, bob } = await claimedWithBob();
+    const wrong = bob.app.open({ iqId: iq.iqId, pin: "111111" });
+    await expect(wrong).rejects.toMatchObject({
+      code: "pin_wrong",
+      details: { triesLeft: 4 },
+      message: "wrong PIN: 4 more tries before this user is blocked for a while (wrong PINs from every device of the user count together)",
+    });
+    for (let i = 0; i < 3; i++) await refusal(bob.app.open({ iqId: iq.iqId, pin: "111111" }));
+    await expect(bob.app.open({ iqId: iq.iqId, pin: "111111" })).rejects.toMatchObject({ details: { triesLeft: 0 }, message: /now blocked/ });
+    await expect(bob.app.open({ iqId: iq.iqId, pin: BOB_PIN })).rejects.toMatchObject({
+      code: "locked_out",
+      message: /wrong ones from every device of the user count together\): try again in \d+ s$/,
+    });
+  });
+
+  it("an expired or mistyped Code: the message gives both and what to do", async () => {
+    const { iq, web, bobId } = await claimedWithBob();
+    await expect(web.app.webOpen({ iqId: iq.iqId, userId: bobId, code: "ABCDE" })).rejects.toMatchObject({
+      code: "code_rejected",
+      message: /expired \(a Code lasts about 3 minutes\) or it was mistyped.*Make a new Code; if this one was typed within 3 minutes, check it for a typo/,
+    });
+  });
+
   it("a Super User or User trying an Owner-only action", async () => {
     const { iq, bob, bobId } = await claimedWithBob("superuser");
+    await expect(bob.app.addUser({ iqId: iq.iqId, pin: BOB_PIN, name: "Eve", role: "user" })).rejects.toMatchObject({
+      code: "forbidden",
+      message: "adding users needs the Owner or an Admin; you are a Super User",
+    });
+    await refusal(bob.app.listUsers({ iqId: iq.iqId, pin: BOB_PIN }));
     expect(await refusal(bob.app.backup({ iqId: iq.iqId, pin: BOB_PIN }))).toBe("forbidden");
     expect(await refusal(bob.app.resetPin({ iqId: iq.iqId, pin: BOB_PIN, userId: bobId }))).toBe("forbidden");
-    expect(await refusedReasons(iq)).toEqual(["forbidden", "forbidden"]);
+    expect(await refusedReasons(iq)).toEqual(["forbidden", "forbidden", "forbidden", "forbidden"]);
     await bob.app.office({ iqId: iq.iqId, pin: BOB_PIN, on: true });
     await bob.app.office({ iqId: iq.iqId, pin: BOB_PIN, on: false });
   });

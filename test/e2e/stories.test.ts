@@ -171,6 +171,9 @@ describe("story 6: the app opens with the PIN, no Code", () => {
     const { iq, owner } = await claimedWithBob();
     await owner.app.open({ iqId: iq.iqId, pin: OWNER_PIN });
     await until(() => relayOpened(iq));
+    const ownerId = (await owner.profile.activation(iq.iqId))!.userId;
+    // The log says who opened: by name for a person, by id to match the events.
+    expect(iq.logs.filter((l) => l.includes("door opened by Alice") && l.includes(ownerId) && l.includes("app"))).toHaveLength(1);
     await owner.app.office({ iqId: iq.iqId, pin: OWNER_PIN, on: true });
     expect(iq.gpio.level(RELAY_PIN)).toBe(1);
     await owner.app.office({ iqId: iq.iqId, pin: OWNER_PIN, on: false });

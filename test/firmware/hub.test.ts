@@ -31,10 +31,14 @@ describe("hub on mock GPIO", () => {
   let hub: Hub;
   const lines: string[] = [];
 
-  async function startHub(setup?: (gpio: MockGpio) => void, before?: (store: Store) => Promise<void>): Promise<Hub> {
+  async function startHub(
+    setup?: (gpio: MockGpio) => void,
+    before?: (store: Store) => Promise<void>,
+    mqtt: Record<string, unknown> = {},
+  ): Promise<Hub> {
     gpio = new MockGpio();
     setup?.(gpio);
-    const config = validateConfig({ stateDir, gpio: { backend: "mock" } });
+    const config = validateConfig({ stateDir, gpio: { backend: "mock" }, mqtt });
     hub = new Hub({
       config,
       port: gpio,
@@ -67,6 +71,20 @@ describe("hub on mock GPIO", () => {
     vi.advanceTimersByTime(125);
     expect(ledColor(gpio)).toBe("off");
     expect(hub.iqId).toMatch(/^iq-[0-9a-f]{10}$/);
+  });
+
+  it("logs the claim as a line to paste: with npx, the broker and shell-safe placeholders", async () => {
+    await startHub();
+    const logged = lines.find((l) => l.includes("unclaimed: claim it"));
+    expect(logged).toContain(`npx iq --broker mqtt://127.0.0.1:1883 --profile PROFILE claim --iq ${hub.iqId} --secret SECRET --name NAME`);
+    expect(logged).not.toMatch(/[<>']/);
+  });
+
+  it("the claim line names an external broker without the hub's credentials", async () => {
+    await startHub(undefined, undefined, { url: "mqtts://iq-door-1:s3cret@broker.lan:8883", protocolVersion: 4 });
+    expect(hub.claimCommand("AAAA-BBBB-CCCC")).toBe(
+      `npx iq --broker mqtts://broker.lan:8883 --profile PROFILE claim --iq ${hub.iqId} --secret AAAA-BBBB-CCCC --name NAME`,
+    );
   });
 
   it("holding reset for 9.9 s does nothing", async () => {
@@ -129,6 +147,7 @@ describe("hub on mock GPIO", () => {
     await startHub();
     vi.advanceTimersByTime(300_000);
     expect(hub.lifecycle.state).toBe("unclaimed");
+    expect(lines.filter((l) => l.includes("claim window closed: press the button briefly"))).toHaveLength(1);
     gpio.hold(BUTTON, 200);
     vi.advanceTimersByTime(260);
     expect(hub.lifecycle.state).toBe("claimWindow");
@@ -153,7 +172,7 @@ describe("hub on mock GPIO", () => {
   it("a factory reset that begins while a request is deciding never leaves the door open", async () => {
     await startHub();
     hub.lifecycle.enter("activated");
-    const deciding = hub.access.setOfficeMode("door", true, { userId: "u-1", source: "app" });
+    const deciding = hub.access.setOfficeMode("door", true, { userId: "u-1", name: "Ann", source: "app" });
     const reset = hub.factoryReset("button");
     await expect(deciding).rejects.toMatchObject({ code: "resetting" });
     await reset;

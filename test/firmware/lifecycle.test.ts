@@ -20,6 +20,38 @@ describe("lifecycle", () => {
     expect(seen).toEqual(["unclaimed", "claimWindow", "unclaimed"]);
   });
 
+  it("says once when the claim window runs out, and not when it is closed on purpose", () => {
+    const lifecycle = new Lifecycle();
+    let closed = 0;
+    lifecycle.on("claimWindowClosed", () => closed++);
+    lifecycle.enter("unclaimed");
+    lifecycle.openClaimWindow(60_000);
+    vi.advanceTimersByTime(59_999);
+    expect(closed).toBe(0);
+    vi.advanceTimersByTime(1);
+    lifecycle.showRefused();
+    expect(closed).toBe(1);
+    lifecycle.openClaimWindow(60_000);
+    lifecycle.closeClaimWindow();
+    vi.advanceTimersByTime(60_000);
+    expect(closed).toBe(1);
+  });
+
+  it("an open shows over someone else's refusal or lockout, which returns once the door locks", () => {
+    const lifecycle = new Lifecycle();
+    lifecycle.enter("activated");
+    lifecycle.showLockedOut();
+    lifecycle.showRefused();
+    lifecycle.setOpening(true);
+    expect(lifecycle.state).toBe("opening");
+    lifecycle.setOpening(false);
+    expect(lifecycle.state).toBe("refused");
+    vi.advanceTimersByTime(1_000);
+    expect(lifecycle.state).toBe("lockedOut");
+    vi.advanceTimersByTime(10_000);
+    expect(lifecycle.state).toBe("ready");
+  });
+
   it("reset armed outranks everything but an error", () => {
     const lifecycle = new Lifecycle();
     lifecycle.enter("activated");

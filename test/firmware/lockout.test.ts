@@ -150,6 +150,19 @@ describe("Lockout", () => {
     expect(await lockout.attempt("ana", () => false)).toMatchObject({ outcome: "wrong", status: { reason: "blocked" } });
   });
 
+  it("says how many wrong attempts are left before the block", async () => {
+    const { lockout, clock } = await setup();
+    const left: number[] = [];
+    for (let i = 0; i < LOCKOUT.wrongEntryLimit; i++) {
+      const result = await lockout.attempt("ana", () => false);
+      if (result.outcome === "wrong") left.push(result.triesLeft);
+    }
+    expect(left).toEqual([4, 3, 2, 1, 0]);
+    // Past the first block, the next wrong attempt blocks again at once.
+    clock.t += LOCKOUT.firstBlockMs;
+    expect(await lockout.attempt("ana", () => false)).toMatchObject({ outcome: "wrong", triesLeft: 0, status: { reason: "blocked" } });
+  });
+
   it("lets no parallel attempt slip past the check before the failures are written", async () => {
     const { lockout } = await setup();
     const verify = vi.fn(() => false);

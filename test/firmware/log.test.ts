@@ -26,6 +26,14 @@ describe("log lines about input", () => {
   });
 });
 
+describe("log times", () => {
+  it("on a terminal a line starts with the full ISO 8601 UTC time, as the CLI and the events write it", () => {
+    const lines: string[] = [];
+    createLogger({ write: (line) => lines.push(line), timestamps: true }).info("ready");
+    expect(lines[0]).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z INFO {2}ready$/);
+  });
+});
+
 describe("log and passwords", () => {
   it("never prints the password of a URL, in fields, errors or the message, and keeps the user name", () => {
     for (const timestamps of [false, true]) {

@@ -1,5 +1,7 @@
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
 import type { MqttClient } from "mqtt";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { Profile } from "../../../provisioning/app/profile.js";
 import { main, type CliEnvironment } from "../../../provisioning/cli.js";
 import { generateIdentity, signDocument } from "../../../provisioning/crypto/identity.js";
@@ -23,6 +25,12 @@ interface RunOptions {
   askSecret?: CliEnvironment["askSecret"];
   /** The app's clock: noon on 1 January 2026 unless a test talks to a real hub, which uses its own. */
   now?: () => number;
+  progress?: CliEnvironment["progress"];
+  requestTimeoutMs?: number;
+  /** Ends `events --follow`; already aborted unless given. */
+  stop?: AbortSignal;
+  /** Sees stderr as it is written (a following command has not returned yet). */
+  onStderr?: (text: string) => void;
 }
 
 /** Runs `iq args…` in-process with its own IQ_HOME (or the given one) and no terminal. */
@@ -32,9 +40,14 @@ async function iq(args: string[], options: RunOptions = {}): Promise<Run> {
   const status = await main(args, {
     env: { IQ_HOME: options.home ?? tempHome(), ...options.env },
     stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
+    stderr: (text) => {
+      stderr += text;
+      options.onStderr?.(text);
+    },
     ...(options.askSecret && { askSecret: options.askSecret }),
-    stop: AbortSignal.abort(),
+    ...(options.progress && { progress: options.progress }),
+    ...(options.requestTimeoutMs !== undefined && { requestTimeoutMs: options.requestTimeoutMs }),
+    stop: options.stop ?? AbortSignal.abort(),
     now: options.now ?? (() => NOON),
   });
   return { status, stdout, stderr };
@@ -126,12 +139,38 @@ describe("iq: the command line", () => {
     expect((await profile.read()).iqs["iq-one"]?.codeCounter).toBe(Math.floor(NOON / 60_000) * 2 + 1);
   });
 
+  it("a PIN being chosen: the prompt states the rules, and a refused or mistyped one is asked for again", async () => {
+    const scripted = (answers: string[]) => {
+      const asked: string[] = [];
+      const askSecret = (prompt: string): Promise<string> => {
+        asked.push(prompt);
+        return Promise.resolve(answers.shift() ?? "");
+      };
+      return { asked, askSecret };
+    };
+    // Trivial, then two that differ, then a good one: chosen, and only then is the broker tried.
+    const good = scripted(["1234", "482915", "482916", "482915", "482915"]);
+    const args = ["--iq", "iq-one", "claim", "--secret", "AAAA-BBBB-CCCC", "--name", "Alice"];
+    const env = { IQ_BROKER: "mqtt://127.0.0.1:1" };
+    const run = await iq(args, { env, askSecret: good.askSecret });
+
+    expect(good.asked).toEqual(["PIN you choose: ", "PIN you choose: ", "PIN you choose again: ", "PIN you choose: ", "PIN you choose again: "]);
+    expect(run.stderr).toMatch(/^PIN you choose: 4 to 8 digits; no repeats \(1212\), no runs \(1234, 4321\), no common PINs \(2580\)\n/);
+    expect(run.stderr).toContain("; try again\nthe two PINs differ; try again\nerror broker_unreachable");
+
+    const stubborn = scripted(["1111", "1111", "1111"]);
+    const refused = await iq(args, { env, askSecret: stubborn.askSecret });
+    expect(refused).toMatchObject({ status: 1, stderr: expect.stringMatching(/\nerror pin_trivial: .*: nothing was sent\n$/) as string });
+    expect(stubborn.asked).toHaveLength(3);
+  });
+
   it("iq code makes a Code offline for the profile's only IQ", async () => {
     const { home } = await homeWithIq("iq-only");
 
     const human = await iq(["code", "--pin", "2468"], { home, env: { IQ_BROKER: "mqtt://127.0.0.1:1" } });
     expect(human.status).toBe(0);
-    expect(human.stdout).toMatch(/^Code for open of door on iq-only: [0-9A-HJKMNP-TV-Z]{5} \(valid once, until about .+\)\n$/);
+    // The time as everywhere (CLI, log, events): ISO 8601 in UTC.
+    expect(human.stdout).toMatch(/^Code for open of door on iq-only: [0-9A-HJKMNP-TV-Z]{5} \(valid once, until about 2026-01-01T12:03:00Z\)\n$/);
 
     const json = await iq(["--json", "code", "--for", "office_on", "--lock", "gate", "--pin", "2468"], { home });
     expect(JSON.parse(json.stdout)).toMatchObject({ iqId: "iq-only", lock: "gate", purpose: "office_on", validUntil: NOON + 180_000 });
@@ -215,6 +254,15 @@ describe("iq over a broker", () => {
     );
   });
 
+  it("--broker host:port is taken as mqtt://host:port", async () => {
+    await startFakeHub("iq-status");
+
+    const run = await iq(["--broker", broker.url.replace(/^mqtt:\/\//, ""), "--iq", "iq-status", "status"]);
+
+    expect(run).toMatchObject({ status: 0, stderr: "" });
+    expect((await iq(["--help"])).stdout).toMatch(/host:port means\s+mqtt:\/\/host:port/);
+  });
+
   it("an IQ's refusal is printed as error <code>: <message> with exit 1", async () => {
     await startFakeHub("iq-refuses");
 
@@ -230,6 +278,11 @@ describe("iq over a broker", () => {
     const env = { IQ_BROKER: broker.url };
     const now = Date.now;
 
+    const status = await iq(["--profile", "alice-phone", "--iq", iqHub.iqId, "status"], { home, env, now });
+    expect(status.stdout).toContain(
+      `Unclaimed, claim window open: npx iq --broker ${broker.url} --profile alice-phone claim --iq ${iqHub.iqId} --secret XXXX-XXXX-XXXX --name NAME\n`,
+    );
+
     const claim = await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, env, now });
     expect(claim.stderr).toBe("");
     expect(claim.stdout).toMatch(new RegExp(`^Claimed ${iqHub.iqId}: you are its owner, Alice \\(user id u-[0-9a-f]+\\)`));
@@ -237,12 +290,119 @@ describe("iq over a broker", () => {
     const added = await iq(["user", "add", "--name", "Bob", "--role", "user", "--pin", "2469"], { home, env, now });
     expect(added.stdout).toMatch(
       new RegExp(
-        `^Added Bob \\(user\\)\\. Initial PIN: (\\d{6}) — hand it over in person; Bob activates with: npx iq --broker ${broker.url} --profile <Bob's profile> activate --iq ${iqHub.iqId} --user u-[0-9a-f]+ --pin \\1\n$`,
+        `^Added Bob \\(user\\)\\. Initial PIN: (\\d{6}) — hand it over in person; Bob activates with: npx iq --broker ${broker.url} --profile bob activate --iq ${iqHub.iqId} --user u-[0-9a-f]+ --pin \\1\n$`,
       ),
     );
     // The broker the profile paired over is remembered: no --broker needed from now on.
     const listed = await iq(["--json", "user", "list", "--pin", "2469"], { home, now });
     expect((JSON.parse(listed.stdout) as { users: unknown[] }).users).toHaveLength(2);
+  });
+
+  it("user remove and pin reset take a unique name in any case; an ambiguous one lists the matches", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const env = { IQ_BROKER: broker.url };
+    const now = Date.now;
+    await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, env, now });
+    const add = async (name: string): Promise<string> =>
+      (JSON.parse((await iq(["--json", "user", "add", "--name", name, "--role", "user", "--pin", "2469"], { home, now })).stdout) as { userId: string }).userId;
+    const carol = await add("Carol");
+    const bobs = [await add("Bob"), await add("bob")];
+
+    const reset = await iq(["--json", "pin", "reset", "CAROL", "--pin", "2469"], { home, now });
+    expect(JSON.parse(reset.stdout)).toMatchObject({ userId: carol });
+    const ambiguous = await iq(["user", "remove", "Bob", "--pin", "2469"], { home, now });
+    expect(ambiguous.status).toBe(1);
+    expect(ambiguous.stderr).toMatch(new RegExp(`^error user_ambiguous: 2 users are called Bob on ${iqHub.iqId}: .*; give the user id\n$`));
+    expect(ambiguous.stderr).toContain(`Bob (user, ${bobs[0]})`);
+    expect(ambiguous.stderr).toContain(`bob (user, ${bobs[1]})`);
+    expect((await iq(["user", "remove", "Dave", "--pin", "2469"], { home, now })).stderr).toMatch(/^error user_unknown: no user with the id or name Dave/);
+    expect(await iq(["user", "remove", "carol", "--pin", "2469"], { home, now })).toMatchObject({ status: 0, stdout: `Removed carol (${carol}) from ${iqHub.iqId}.\n` });
+    expect((await iq(["user", "remove", bobs[1]!, "--pin", "2469"], { home, now })).stdout).toBe(`Removed ${bobs[1]} from ${iqHub.iqId}.\n`);
+  });
+
+  it("story 8: after the re-claim the CLI says to restore, refuses a backup that would replace the real one, and backup --out feeds restore --from", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const env = { IQ_BROKER: broker.url };
+    const now = Date.now;
+    const pin = ["--pin", "2469"];
+    await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", ...pin], { home, env, now });
+    for (const name of ["Bob", "Carol"]) await iq(["user", "add", "--name", name, "--role", "user", ...pin], { home, now });
+    const file = join(home, "..", "iq-backup.json");
+    const saved = await iq(["backup", "--out", file, ...pin], { home, now });
+    expect(saved.stdout).toContain(`kept in profile default and ${file}: 3 users, 1 lock.`);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+
+    await iqHub.hub.factoryReset("button");
+    const reclaimed = await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", ...pin], { home, now });
+    expect(reclaimed.stdout).toMatch(new RegExp(`This profile has a backup of ${iqHub.iqId} \\(3 users, made .+\\): now run npx iq --profile default restore\n$`));
+    const tooEarly = await iq(["backup", ...pin], { home, now });
+    expect(tooEarly).toMatchObject({ status: 1, stderr: expect.stringMatching(/^error backup_would_shrink: .*pass --force/) as string });
+
+    const restored = await iq(["restore", "--from", file, ...pin], { home, now });
+    expect(restored.stdout).toMatch(/^Restored 2 users on /);
+    // Restored: a smaller backup is now an ordinary one.
+    expect((await iq(["backup", ...pin], { home, now })).status).toBe(0);
+  });
+
+  it("a mistyped IQ id: after the wait, the IQs seen on the broker; progress on the terminal meanwhile", async () => {
+    await startFakeHub("iq-status");
+    const progress: string[] = [];
+
+    const run = await iq(["--broker", broker.url, "--iq", "iq-stauts", "status"], { requestTimeoutMs: 1_300, progress: (line) => progress.push(line), now: Date.now });
+
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`^error iq_unknown: no IQ iq-stauts on ${broker.url}; IQs seen: (.+, )?iq-status(, .+)? \\(check --iq\\)\n$`));
+    expect(progress).toEqual(["waiting for IQ iq-stauts… 1 s", ""]);
+  });
+
+  it("events: names for the Owner, the refused op as its command, --user and --type filters", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const now = Date.now;
+    await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, env: { IQ_BROKER: broker.url }, now });
+    const bob = JSON.parse((await iq(["--json", "user", "add", "--name", "Bob", "--role", "user", "--pin", "2469"], { home, now })).stdout) as { userId: string; initialPin: string };
+    const bobHome = tempHome();
+    await iq(["--broker", broker.url, "--iq", iqHub.iqId, "activate", "--user", bob.userId, "--pin", bob.initialPin], { home: bobHome, now });
+    // Refused: the message names the command Bob typed, not the IQ's op.
+    expect(await iq(["user", "add", "--name", "Eve", "--role", "user", "--pin", bob.initialPin], { home: bobHome, now })).toMatchObject({
+      status: 1,
+      stderr: "error forbidden: iq user add: adding users needs the Owner or an Admin; you are a User\n",
+    });
+
+    const withNames = await iq(["events", "--pin", "2469", "--type", "refused"], { home, now });
+    expect(withNames.stdout).toMatch(/^#\d+ \S+Z refused [^\n]+\n$/);
+    expect(withNames.stdout).toContain(`reason=forbidden user=Bob (${bob.userId})`);
+    expect(withNames.stdout).toContain(`command="iq user add"`);
+    const bobsOnly = await iq(["events", "--pin", "2469", "--user", "bob"], { home, now });
+    expect(bobsOnly.stdout.trim().split("\n").map((line) => line.split(" ")[2])).toEqual(["activated", "refused"]);
+    // Without a PIN (none given, no terminal) the ids stay: events need none.
+    const ids = await iq(["events", "--type", "refused"], { home, now });
+    expect(ids.stdout).toContain(`reason=forbidden user=${bob.userId} details=`);
+  });
+
+  it("events --follow says on stderr that it follows, and when the broker goes and comes back", async () => {
+    const iqHub = await startTestHub({ broker });
+    onTestFinished(() => iqHub.stop());
+    const home = tempHome();
+    const now = Date.now;
+    await iq(["--broker", broker.url, "--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, now });
+    const stop = new AbortController();
+    let said = "";
+    const following = iq(["events", "--follow"], { home, now, stop: stop.signal, onStderr: (text) => (said += text) });
+
+    await vi.waitFor(() => expect(said).toContain(`following the events of ${iqHub.iqId} on ${broker.url} (Ctrl-C ends)\n`), { timeout: 5_000 });
+    await broker.stop();
+    await vi.waitFor(() => expect(said).toContain(`lost the broker ${broker.url}: retrying…\n`), { timeout: 5_000 });
+    await broker.restart();
+    await vi.waitFor(() => expect(said).toContain(`broker ${broker.url} is back: following again\n`), { timeout: 10_000 });
+    stop.abort();
+    expect(await following).toMatchObject({ status: 0 });
+    expect(said.match(/lost the broker/g)).toHaveLength(1);
   });
 
   it("discover lists the IQs that announce themselves", async () => {

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { Companion } from "../../../provisioning/app/companion.js";
-import { Profile } from "../../../provisioning/app/profile.js";
+import { BACKUPS_KEPT, Profile } from "../../../provisioning/app/profile.js";
 import { validateCode } from "../../../provisioning/crypto/code.js";
 import { fromB64u } from "../../../provisioning/pairing.js";
 import { startTestHub, type TestHub } from "../../support/hub.js";
@@ -116,7 +116,7 @@ describe("Companion: pairing", () => {
 
     await expect(tablet.app.joinAsDevice({ iqId, userId: bobId, code: invite.code, pin: "135799" })).rejects.toMatchObject({
       code: "pair_failed",
-      message: expect.stringContaining("wrong Code or PIN") as string,
+      message: expect.stringContaining("wrong Code or PIN, or the Code has expired. The invitation still stands for the right Code and PIN") as string,
     });
     // A wrong try does not use up the invitation: the right PIN still works within its validity.
     expect(await tablet.app.joinAsDevice({ iqId, userId: bobId, code: invite.code, pin: BOB_PIN })).toMatchObject({ userId: bobId, name: "Bob" });
@@ -228,13 +228,40 @@ describe("Companion: Codes, the relay, resets and backups", () => {
   it("a backup is kept in the profile and restore brings the users back after a reset and a new claim", async () => {
     const { hub, alice, iqId } = await withBob();
     const backup = await alice.app.backup({ iqId, pin: OWNER_PIN });
-    expect((await alice.profile.read()).backups[iqId]).toEqual(backup);
+    expect((await alice.profile.read()).backups[iqId]).toEqual([{ backup, restored: false }]);
 
     await hub.hub.factoryReset("button");
     await alice.app.claim({ iqId, setupSecret: hub.setupSecret(), name: "Alice", pin: OWNER_PIN });
     const restored = await alice.app.restore({ iqId, pin: OWNER_PIN });
 
     expect(restored.users.map((u) => u.name)).toEqual(["Bob"]);
+  });
+
+  it("story 8: a backup made after the re-claim does not replace the one to restore", async () => {
+    const { hub, alice, iqId } = await withBob();
+    const before = await alice.app.backup({ iqId, pin: OWNER_PIN });
+    await hub.hub.factoryReset("button");
+    await alice.app.claim({ iqId, setupSecret: hub.setupSecret(), name: "Alice", pin: OWNER_PIN });
+
+    await expect(alice.app.backup({ iqId, pin: OWNER_PIN })).rejects.toMatchObject({
+      code: "backup_would_shrink",
+      message: expect.stringMatching(/\(2 users, made .+\) was never restored, and the IQ now has 1\. After a factory reset and a new claim, restore first/) as string,
+    });
+    expect(await alice.app.keptBackups(iqId)).toEqual([{ backup: before, restored: false }]);
+    // Forced, the new one is kept as well, not instead: both stay, newest last.
+    const onlyAlice = await alice.app.backup({ iqId, pin: OWNER_PIN, force: true });
+    expect((await alice.app.keptBackups(iqId)).map((k) => k.backup.users.length)).toEqual([2, 1]);
+    expect(onlyAlice.users).toHaveLength(1);
+
+    const restored = await alice.app.restore({ iqId, pin: OWNER_PIN, backup: before });
+    expect(restored.users.map((u) => u.name)).toEqual(["Bob"]);
+    expect((await alice.app.keptBackups(iqId)).map((k) => k.restored)).toEqual([true, false]);
+  });
+
+  it("keeps the last backups of an IQ, up to a cap", async () => {
+    const { alice, iqId } = await withBob();
+    for (let i = 0; i < BACKUPS_KEPT + 2; i++) await alice.app.backup({ iqId, pin: OWNER_PIN });
+    expect(await alice.app.keptBackups(iqId)).toHaveLength(BACKUPS_KEPT);
   });
 
   it("restore without a backup says one has to be made first", async () => {

@@ -33,6 +33,16 @@ describe("profile files", () => {
     expect((await profile.read()).broker).toBe("mqtt://hub.example:1883");
   });
 
+  it("a profile from before the backup list reads its one backup as a list of one, never restored", async () => {
+    const profile = Profile.at({ home: tempHome() });
+    const backup = { format: "iq-hub-backup/1", iqId: "iq-one", createdAt: "2026-01-01T12:00:00.000Z", users: [], locks: [], settings: {} };
+    await writeAtomically(profile.file, JSON.stringify({ format: "iq-profile/2", iqs: {}, backups: { "iq-one": backup } }));
+
+    expect((await profile.read()).backups).toEqual({ "iq-one": [{ backup, restored: false }] });
+    await profile.update(() => undefined);
+    expect(JSON.parse(await readFile(profile.file, "utf8"))).toMatchObject({ backups: { "iq-one": [{ backup, restored: false }] } });
+  });
+
   it("a change replaces the file by rename, so a reader of the old file still sees it whole", async () => {
     const profile = await profileWith({ "iq-one": someActivation() });
     const before = await readFile(profile.file, "utf8");
