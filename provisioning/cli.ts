@@ -539,7 +539,11 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       const paired = await run.companion.activate({ iqId, userId, pin: await run.pin(opts.pin, "Initial PIN: ") });
       await run.rememberBroker();
       return {
-        text: `Activated on ${iqId} as ${paired.name} (${paired.role}). Now choose your own PIN: ${ownCommand(run, `pin change --iq ${iqId}`)}`,
+        // A relay has no PIN to choose: it only passes people's Codes on.
+        text:
+          paired.role === "relay"
+            ? `Activated on ${iqId} as the web relay ${paired.name}. It passes a person's Code on with: ${ownCommand(run, `open --web --iq ${iqId} --user USER_ID --code CODE`)}`
+            : `Activated on ${iqId} as ${paired.name} (${paired.role}). Now choose your own PIN: ${ownCommand(run, `pin change --iq ${iqId}`)}`,
         json: { iqId, ...paired },
       };
     },
