@@ -19,8 +19,9 @@ import { BLE_UUIDS, MIN_MTU, type BleInfo } from "../protocol/ble.js";
 import { chunkBytes, frame, Reassembler } from "../protocol/ble-framing.js";
 import { PROTOCOL_VERSION, type RequestEnvelope } from "../protocol/messages.js";
 import { DEFAULT_TOPIC_PREFIX, responseTopic, topicsFor } from "../protocol/topics.js";
-import { DEFAULT_TIMEOUT_MS, REQUEST_LIFETIME_MS, type AcceptAnswer, type OutgoingRequest, type RawAnswer, type Requester } from "./client.js";
+import { DEFAULT_TIMEOUT_MS, REQUEST_LIFETIME_MS, type OutgoingRequest, type Requester } from "./client.js";
 import { AppError } from "./errors.js";
+import { PendingAnswers, type AcceptAnswer } from "./pending-answers.js";
 
 export interface BleClientOptions {
   /** The local adapter (hci0…); default: the first one BlueZ lists. */
@@ -40,7 +41,6 @@ const DEFAULT_SCAN_MS = 10_000;
 /** The largest answer taken: an events page is about 16 KiB; anything far larger is not for us. */
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
-const answerEnvelope = z.looseObject({ v: z.literal(PROTOCOL_VERSION), id: z.string() });
 const bleInfo = z.looseObject({ iqId: z.string(), state: z.string(), v: z.number() });
 
 interface Link {
@@ -54,13 +54,6 @@ interface Link {
   writing: Promise<void>;
 }
 
-interface Pending {
-  offer: (answer: RawAnswer) => boolean;
-  dropped: number;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 /** node-ble keeps the properties it has no getter for (UUIDs, MTU) behind its BusHelper. */
 interface WithHelper {
   helper: { prop(name: string): Promise<unknown> };
@@ -72,7 +65,7 @@ export class BleRequester implements Requester {
   private readonly session = nodeBle.createBluetooth();
   private readonly connected: Promise<void>;
   private readonly links = new Map<string, Promise<Link>>();
-  private readonly pending = new Map<string, Pending>();
+  private readonly answers = new PendingAnswers();
 
   constructor(private readonly options: BleClientOptions = {}) {
     this.topicPrefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
@@ -99,26 +92,8 @@ export class BleRequester implements Requester {
     };
     const chunks = frame(Buffer.from(JSON.stringify(envelope)), link.mtu);
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const answered = new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const dropped = this.pending.get(envelope.id)?.dropped ?? 0;
-        this.pending.delete(envelope.id);
-        reject(dropped > 0 ? unverified(iqId) : new AppError("no_answer", `no answer from IQ ${iqId} over BLE within ${timeoutMs / 1000} s: is it still in range?`));
-      }, timeoutMs);
-      const offer = (answer: RawAnswer): boolean => {
-        let accepted;
-        try {
-          accepted = accept(answer, replyTo);
-        } catch (error) {
-          reject(error instanceof Error ? error : new Error(String(error)));
-          return true;
-        }
-        if (accepted === undefined) return false;
-        resolve(accepted.outcome);
-        return true;
-      };
-      this.pending.set(envelope.id, { offer, dropped: 0, reject, timer });
-    });
+    const noAnswer = () => new AppError("no_answer", `no answer from IQ ${iqId} over BLE within ${timeoutMs / 1000} s: is it still in range?`);
+    const answered = this.answers.wait({ iqId, id: envelope.id, replyTo, accept, timeoutMs, noAnswer });
     const written = link.writing.then(async () => {
       for (const chunk of chunks) await link.requests.writeValueWithResponse(Buffer.from(chunk));
     });
@@ -128,7 +103,7 @@ export class BleRequester implements Requester {
     } catch (error) {
       // The IQ refused a chunk (an org.bluez.Error.* name), or the link is gone: next time, connect afresh.
       this.links.delete(iqId);
-      this.settle(envelope.id, (p) => p.reject(new AppError("ble_write_failed", `could not send ${request.op} to IQ ${iqId} over BLE: ${describe(error)}`)));
+      this.answers.fail(envelope.id, new AppError("ble_write_failed", `could not send ${request.op} to IQ ${iqId} over BLE: ${describe(error)}`));
     }
     return answered;
   }
@@ -139,7 +114,7 @@ export class BleRequester implements Requester {
 
   /** Fails every request still waiting, disconnects and leaves the bus. */
   async close(): Promise<void> {
-    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(new AppError("client_closed", "the app closed its BLE link")));
+    this.answers.failAll(() => new AppError("client_closed", "the app closed its BLE link"));
     const links = await Promise.allSettled(this.links.values());
     this.links.clear();
     for (const link of links) {
@@ -229,35 +204,7 @@ export class BleRequester implements Requester {
       // Another central's answer cut to this link's MTU, or a chunk lost: wait for the next first chunk.
       return;
     }
-    if (message !== undefined) this.answer(message);
-  }
-
-  /** An answer: offered to the request with its id, which settles only if it verifies. */
-  private answer(payload: Uint8Array): void {
-    let json: unknown;
-    try {
-      json = JSON.parse(Buffer.from(payload).toString("utf8"));
-    } catch {
-      return;
-    }
-    const parsed = answerEnvelope.safeParse(json);
-    if (!parsed.success) return;
-    const pending = this.pending.get(parsed.data.id);
-    if (pending === undefined) return;
-    if (!pending.offer(parsed.data)) {
-      pending.dropped += 1;
-      return;
-    }
-    this.pending.delete(parsed.data.id);
-    clearTimeout(pending.timer);
-  }
-
-  private settle(id: string, outcome: (pending: Pending) => void): void {
-    const pending = this.pending.get(id);
-    if (pending === undefined) return;
-    this.pending.delete(id);
-    clearTimeout(pending.timer);
-    outcome(pending);
+    if (message !== undefined) this.answers.answer(message);
   }
 }
 
@@ -266,9 +213,3 @@ function describe(error: unknown): string {
   return type === undefined ? (message ?? String(error)) : `${type}: ${text ?? ""}`;
 }
 
-function unverified(iqId: string): AppError {
-  return new AppError(
-    "answer_unverified",
-    `IQ ${iqId} did not answer with a signature this profile can check: it may have been factory reset, or someone nearby is forging answers`,
-  );
-}

@@ -17,11 +17,11 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
-import { z } from "zod";
 
 import { PROTOCOL_VERSION, type RequestEnvelope } from "../protocol/messages.js";
 import { DEFAULT_TOPIC_PREFIX, responseTopic, topicsFor } from "../protocol/topics.js";
 import { AppError } from "./errors.js";
+import { PendingAnswers, type AcceptAnswer } from "./pending-answers.js";
 
 /** How long a request may wait for its answer before the app gives up. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -32,14 +32,7 @@ const RECONNECT_MS = 1_000;
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
-/** An answer envelope with the request's id, not yet verified. */
-export type RawAnswer = Record<string, unknown> & { v: number; id: string };
-
-/**
- * Verifies an answer and turns it into the outcome: a value resolves the request, a thrown error
- * rejects it, `undefined` drops the answer (forged, or not for this request) and keeps waiting.
- */
-export type AcceptAnswer<T> = (answer: RawAnswer, replyTo: string) => { outcome: T } | undefined;
+export type { AcceptAnswer, RawAnswer } from "./pending-answers.js";
 
 /** One request: its id is the caller's, since a sealed command binds it. */
 export interface OutgoingRequest {
@@ -68,20 +61,9 @@ export interface IqClientOptions {
   mqtt?: Pick<IClientOptions, "username" | "password" | "ca" | "cert" | "key">;
 }
 
-const answerEnvelope = z.looseObject({ v: z.literal(PROTOCOL_VERSION), id: z.string() });
-
-interface Pending {
-  /** Settles the request if the answer is accepted; false drops it. */
-  offer: (answer: RawAnswer) => boolean;
-  /** Answers with this request's id that did not verify. */
-  dropped: number;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 export class IqClient implements Requester {
   readonly topicPrefix: string;
-  private readonly pending = new Map<string, Pending>();
+  private readonly answers = new PendingAnswers();
   /** Response topics already subscribed (or being subscribed), one per IQ. */
   private readonly responseTopics = new Map<string, Promise<void>>();
   private readonly watchers = new Set<{ filter: string; onMessage: MessageHandler }>();
@@ -147,34 +129,12 @@ export class IqClient implements Requester {
       args: request.args,
     };
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const dropped = this.pending.get(envelope.id)?.dropped ?? 0;
-        this.pending.delete(envelope.id);
-        reject(dropped > 0 ? unverified(iqId) : this.noAnswer(iqId, timeoutMs));
-      }, timeoutMs);
-      const offer = (answer: RawAnswer): boolean => {
-        let accepted;
-        try {
-          accepted = accept(answer, replyTo);
-        } catch (error) {
-          reject(error instanceof Error ? error : new Error(String(error)));
-          return true;
-        }
-        if (accepted === undefined) return false;
-        resolve(accepted.outcome);
-        return true;
-      };
-      this.pending.set(envelope.id, { offer, dropped: 0, reject, timer });
-      this.mqtt.publish(topics.requests, JSON.stringify(envelope), { qos: 1, retain: false }, (error) => {
-        // mqtt.js passes null, not undefined, when all went well.
-        if (error) {
-          this.settle(envelope.id, (p) =>
-            p.reject(new AppError("publish_failed", `could not send ${request.op} to IQ ${iqId}: ${error.message}`)),
-          );
-        }
-      });
+    const answered = this.answers.wait({ iqId, id: envelope.id, replyTo, accept, timeoutMs, noAnswer: () => this.noAnswer(iqId, timeoutMs) });
+    this.mqtt.publish(topics.requests, JSON.stringify(envelope), { qos: 1, retain: false }, (error) => {
+      // mqtt.js passes null, not undefined, when all went well.
+      if (error) this.answers.fail(envelope.id, new AppError("publish_failed", `could not send ${request.op} to IQ ${iqId}: ${error.message}`));
     });
+    return answered;
   }
 
   async watch(filter: string, onMessage: MessageHandler): Promise<() => Promise<void>> {
@@ -215,7 +175,7 @@ export class IqClient implements Requester {
   /** Fails every request still waiting and disconnects. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(closedError()));
+    this.answers.failAll(closedError);
     await this.mqtt.endAsync();
   }
 
@@ -231,38 +191,10 @@ export class IqClient implements Requester {
   }
 
   private dispatch(topic: string, payload: Buffer): void {
-    if (this.responseTopics.has(topic)) this.answer(payload);
+    if (this.responseTopics.has(topic)) this.answers.answer(payload);
     for (const watcher of this.watchers) {
       if (topicMatches(watcher.filter, topic)) watcher.onMessage(topic, payload);
     }
-  }
-
-  /** A response: offered to the request with its id, which settles only if it verifies. */
-  private answer(payload: Buffer): void {
-    let json: unknown;
-    try {
-      json = JSON.parse(payload.toString("utf8"));
-    } catch {
-      return;
-    }
-    const parsed = answerEnvelope.safeParse(json);
-    if (!parsed.success) return;
-    const pending = this.pending.get(parsed.data.id);
-    if (pending === undefined) return;
-    if (!pending.offer(parsed.data)) {
-      pending.dropped += 1;
-      return;
-    }
-    this.pending.delete(parsed.data.id);
-    clearTimeout(pending.timer);
-  }
-
-  private settle(id: string, outcome: (pending: Pending) => void): void {
-    const pending = this.pending.get(id);
-    if (pending === undefined) return;
-    this.pending.delete(id);
-    clearTimeout(pending.timer);
-    outcome(pending);
   }
 
   private noAnswer(iqId: string, timeoutMs: number): AppError {
@@ -276,17 +208,6 @@ export class IqClient implements Requester {
       `no answer from IQ ${iqId} within ${seconds}: is the hub running and connected to ${broker}?`,
     );
   }
-}
-
-/**
- * Something answered with this request's id, but nothing that verified: the IQ was reset (its
- * keys are new), or someone on the broker forges answers. Either way nothing is concluded from it.
- */
-function unverified(iqId: string): AppError {
-  return new AppError(
-    "answer_unverified",
-    `IQ ${iqId} did not answer with a signature this profile can check: it may have been factory reset (its owner then claims it again, and every app activates again), or someone on the broker is forging answers`,
-  );
 }
 
 function closedError(): AppError {
