@@ -165,12 +165,13 @@ export class Hub implements IqContext {
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
     const existingKey = await readDeviceKey(this.deviceKeyFile);
+    const iqId = await this.ensureIqId(store);
     this.running = {
       store,
       audit: await Audit.open(store, config.audit.maxEvents, this.now),
       lockout: new Lockout(store, this.now),
-      iqId: await this.ensureIqId(store),
-      ...(await this.openKeyed(store, existingKey)),
+      iqId,
+      ...(await this.openKeyed(store, iqId, existingKey)),
     };
     this.handler = new RequestHandler(this, this.options.monotonic);
     const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
@@ -370,7 +371,7 @@ export class Hub implements IqContext {
     await destroyDeviceKey(this.deviceKeyFile);
     await store.wipeForReset();
     await store.put("meta", META.iqId, iqId);
-    this.running = { ...this.run, ...(await this.openKeyed(store)) };
+    this.running = { ...this.run, ...(await this.openKeyed(store, iqId)) };
     await this.events.record({ type: "factory_reset", source });
     await this.becomeUnclaimed();
     log.info("factory reset done: the IQ is unclaimed, claim window open");
@@ -389,12 +390,11 @@ export class Hub implements IqContext {
   }
 
   /** `deviceKey`: one already read at start; otherwise read, or made if there is none. */
-  private async openKeyed(store: Store, deviceKey?: Uint8Array): Promise<Keyed> {
+  private async openKeyed(store: Store, iqId: string, deviceKey?: Uint8Array): Promise<Keyed> {
     deviceKey ??= await ensureDeviceKey(this.deviceKeyFile);
     const secrets = new SecretStore(store, deviceKey);
     deviceKey.fill(0);
     const keys = await ensureIqKeys(secrets);
-    const iqId = await this.ensureIqId(store);
     return { secrets, users: new Users(store, secrets, this.now), keys, sign: createSigner(keys.identitySecret, iqId) };
   }
 

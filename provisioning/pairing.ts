@@ -18,6 +18,14 @@ export function pairingCi(kind: PairKind, iqId: string, appId: string, userId = 
   return lvCat(utf8("iq-hub/v2/pair"), utf8(kind), utf8(iqId), utf8(appId), utf8(userId));
 }
 
+/**
+ * The associated data of a pairing box: `pair.finish` (app → IQ, under the transport key toIq)
+ * or `pair.result` (IQ → app, under toApp). Both ends build it here, so they cannot drift.
+ */
+export function pairBoxAd(iqId: string, appId: string, purpose: "pair.finish" | "pair.result"): Uint8Array {
+  return lvCat(utf8("iq-hub/v2/pair-box"), utf8(iqId), utf8(appId), utf8(purpose));
+}
+
 /** Canonical form of a setup secret as typed (any case, dashes, O/I/L look-alikes). */
 export function normalizeSetupSecret(typed: string): string {
   try {

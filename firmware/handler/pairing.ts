@@ -24,7 +24,7 @@ import { CODE_PARAMS } from "../../provisioning/crypto/code.js";
 import { openWithKey, pairTransportKeys, sealWithKey } from "../../provisioning/crypto/command-seal.js";
 import { cpaceExpectedConfirm, cpaceFinish, cpaceStart, deriveAppKeys } from "../../provisioning/crypto/cpace.js";
 import { checkPin } from "../../provisioning/pin-policy.js";
-import { fromB64u, pairingCi, pairingPassword, secondDeviceCode, toB64u, type PairKind } from "../../provisioning/pairing.js";
+import { fromB64u, pairBoxAd, pairingCi, pairingPassword, secondDeviceCode, toB64u, type PairKind } from "../../provisioning/pairing.js";
 import { pairFinishBox, type PairResultBox, type plainArgs } from "../../provisioning/protocol/messages.js";
 import type { EventSource } from "../audit.js";
 import { IqError } from "../errors.js";
@@ -150,7 +150,7 @@ export class Pairing {
       }
       const transport = pairTransportKeys(isk, { iqId: ctx.iqId, appId: ticket.appId });
       try {
-        const opened = openBox(transport.toIq, this.boxAd(ticket.appId, "pair.finish"), args.box);
+        const opened = openBox(transport.toIq, pairBoxAd(ctx.iqId, ticket.appId, "pair.finish"), args.box);
         const box = pairFinishBox.safeParse(opened);
         if (!box.success) throw new IqError("request_malformed", `pair.finish box: ${box.error.issues[0]?.message ?? "invalid"}`);
         const keys = deriveAppKeys(isk, { iqId: ctx.iqId, appId: ticket.appId });
@@ -172,7 +172,7 @@ export class Pairing {
           staticKey: toB64u(ctx.keys().staticPublic),
           challenge: this.challenges.issue(ticket.appId),
         };
-        const sealed = sealWithKey({ key: transport.toApp, ad: this.boxAd(ticket.appId, "pair.result"), payload: utf8(JSON.stringify(result)) });
+        const sealed = sealWithKey({ key: transport.toApp, ad: pairBoxAd(ctx.iqId, ticket.appId, "pair.result"), payload: utf8(JSON.stringify(result)) });
         return { confirm: ticket.confirm, box: toB64u(sealed) };
       } finally {
         zeroize(transport.toIq, transport.toApp);
@@ -292,9 +292,6 @@ export class Pairing {
     return lvCat(utf8("iq-hub/v2/pair-ticket"), utf8(this.ctx.iqId));
   }
 
-  private boxAd(appId: string, purpose: string): Uint8Array {
-    return lvCat(utf8("iq-hub/v2/pair-box"), utf8(this.ctx.iqId), utf8(appId), utf8(purpose));
-  }
 }
 
 /** A digest, so the ticket (sealed anyway) never holds the PIN itself. */

@@ -18,12 +18,12 @@ import { z } from "zod";
 
 import { createHash, randomBytes as nodeRandomBytes } from "node:crypto";
 import { IqError } from "../../common/errors.js";
-import { lvCat, utf8, zeroize } from "../crypto/bytes.js";
+import { zeroize } from "../crypto/bytes.js";
 import { CODE_PARAMS, generateCode, type CodePurpose } from "../crypto/code.js";
 import { openWithKey, pairTransportKeys, sealCommand, sealWithKey } from "../crypto/command-seal.js";
 import { cpaceFinish, cpaceStart, cpaceVerifyConfirm, deriveAppKeys } from "../crypto/cpace.js";
 import { verifyDocument } from "../crypto/identity.js";
-import { fromB64u, pairingCi, pairingPassword, toB64u, type PairKind } from "../pairing.js";
+import { fromB64u, pairBoxAd, pairingCi, pairingPassword, toB64u, type PairKind } from "../pairing.js";
 import { PIN_LENGTH, checkPin } from "../pin-policy.js";
 import {
   EVENTS_PAGE,
@@ -717,10 +717,6 @@ const CHALLENGE_USE_MS = 25_000;
 
 function newRequestId(): string {
   return nodeRandomBytes(12).toString("base64url");
-}
-
-function pairBoxAd(iqId: string, appId: string, purpose: string): Uint8Array {
-  return lvCat(utf8("iq-hub/v2/pair-box"), utf8(iqId), utf8(appId), utf8(purpose));
 }
 
 /** An event document that verifies against the IQ's key (unverified if this profile has none). */
