@@ -98,7 +98,7 @@ export class Audit {
     this.lastSeq = seq;
     // The outbox keeps its own copy, so trimming the log never drops an undelivered event.
     const trimmed = seq - this.maxEvents;
-    if (trimmed > 0) await this.store.sublevel("events").clear({ lte: seqKey(trimmed) });
+    if (trimmed > 0) await this.store.trim("events", { lte: seqKey(trimmed) });
     for (const listener of this.listeners) {
       try {
         listener(event);

@@ -165,13 +165,18 @@ export class Hub implements IqContext {
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
     const existingKey = await readDeviceKey(this.deviceKeyFile);
-    const iqId = await this.ensureIqId(store);
+    // Without its key nothing in the store can be read or checked: start over, keeping the id.
+    const keyLost = existingKey === undefined && (await store.holdsProtected());
+    const previousId = keyLost ? await this.forgetUnreadable(store) : undefined;
+    const deviceKey = existingKey ?? (await ensureDeviceKey(this.deviceKeyFile));
+    await this.protectStore(store, deviceKey);
+    const iqId = await this.ensureIqId(store, previousId);
     this.running = {
       store,
       audit: await Audit.open(store, config.audit.maxEvents, this.now),
       lockout: new Lockout(store, this.now),
       iqId,
-      ...(await this.openKeyed(store, iqId, existingKey)),
+      ...(await this.openKeyed(store, iqId, deviceKey)),
     };
     this.handler = new RequestHandler(this, this.options.monotonic);
     const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
@@ -220,13 +225,12 @@ export class Hub implements IqContext {
     }
     const claimed = (await store.get<boolean>("meta", META.claimed)) === true;
     const interrupted = (await store.get<boolean>("meta", META.resetting)) === true;
-    if (interrupted || (claimed && existingKey === undefined)) {
-      // Either way the secrets in the store can no longer be read: finish what a reset would do.
-      log.error(
-        interrupted
-          ? "a factory reset was interrupted (power cut?): finishing it"
-          : `the device key ${this.deviceKeyFile} is missing, so no secret can be read: resetting the IQ`,
-      );
+    if (keyLost) {
+      await this.events.record({ type: "factory_reset", source: "system" });
+      await this.becomeUnclaimed();
+    } else if (interrupted) {
+      // The secrets in the store can no longer be read: finish what the reset began.
+      log.error("a factory reset was interrupted (power cut?): finishing it");
       await this.wipe("system");
     } else if (!claimed) await this.becomeUnclaimed();
     else {
@@ -370,8 +374,10 @@ export class Hub implements IqContext {
     secrets.close();
     await destroyDeviceKey(this.deviceKeyFile);
     await store.wipeForReset();
+    const deviceKey = await ensureDeviceKey(this.deviceKeyFile);
+    await this.protectStore(store, deviceKey);
     await store.put("meta", META.iqId, iqId);
-    this.running = { ...this.run, ...(await this.openKeyed(store, iqId)) };
+    this.running = { ...this.run, ...(await this.openKeyed(store, iqId, deviceKey)) };
     await this.events.record({ type: "factory_reset", source });
     await this.becomeUnclaimed();
     log.info("factory reset done: the IQ is unclaimed, claim window open");
@@ -389,19 +395,36 @@ export class Hub implements IqContext {
     this.lifecycle.openClaimWindow(config.claimWindowMs);
   }
 
-  /** `deviceKey`: one already read at start; otherwise read, or made if there is none. */
-  private async openKeyed(store: Store, iqId: string, deviceKey?: Uint8Array): Promise<Keyed> {
-    deviceKey ??= await ensureDeviceKey(this.deviceKeyFile);
+  /**
+   * The device key found missing on a store that has records: they can be neither read nor
+   * checked, so they go, as in a factory reset (the audit trail stays). Returns the IQ's id.
+   */
+  private async forgetUnreadable(store: Store): Promise<string | undefined> {
+    this.options.log.error(`the device key ${this.deviceKeyFile} is missing, so no secret can be read: resetting the IQ`);
+    const iqId = await store.get<string>("meta", META.iqId);
+    await store.wipeForReset();
+    return iqId;
+  }
+
+  /** Checks the store's seal under the device key before anything in it is believed. */
+  private async protectStore(store: Store, deviceKey: Uint8Array): Promise<void> {
+    const startedAt = performance.now();
+    const { records } = await store.protect(deviceKey);
+    this.options.log.info("store integrity checked", { records, ms: Math.round(performance.now() - startedAt) });
+  }
+
+  /** `deviceKey` is zeroed: the parts keep keys derived from it. */
+  private async openKeyed(store: Store, iqId: string, deviceKey: Uint8Array): Promise<Keyed> {
     const secrets = new SecretStore(store, deviceKey);
     deviceKey.fill(0);
     const keys = await ensureIqKeys(secrets);
     return { secrets, users: new Users(store, secrets, this.now), keys, sign: createSigner(keys.identitySecret, iqId) };
   }
 
-  /** The configured id, else the one generated at first start and kept in the store. */
-  private async ensureIqId(store: Store): Promise<string> {
+  /** The configured id, else the one generated at first start and kept in the store (or `previous`, from before a wipe). */
+  private async ensureIqId(store: Store, previous?: string): Promise<string> {
     const stored = await store.get<string>("meta", META.iqId);
-    const id = this.options.config.iqId ?? stored ?? `iq-${randomBytes(5).toString("hex")}`;
+    const id = this.options.config.iqId ?? stored ?? previous ?? `iq-${randomBytes(5).toString("hex")}`;
     if (id !== stored) await store.put("meta", META.iqId, id);
     return id;
   }

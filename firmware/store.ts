@@ -2,18 +2,37 @@
  * The hub's persistent state: one LevelDB, opened once at start and closed on exit, divided into
  * sublevels with one job each. Values are JSON. Writes that must survive a power cut (events,
  * secrets, counters) use `sync: true` so they are on disk before the hub acts on them.
+ *
+ * Every write to a protected sublevel goes through `commit`, which updates the integrity seal
+ * (store-seal.ts) in the same batch; `protect` checks the whole seal at start. Writes are
+ * serialised, since each seal update reads what the previous one wrote.
  */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Level } from "level";
 import { IqError } from "./errors.js";
+import { emptyDigest, StoreSealKeys, type SublevelDigest } from "./store-seal.js";
 
 type Json = unknown;
 export type Sublevel = ReturnType<Level<string, Json>["sublevel"]>;
+/** What callers may do with a sublevel directly: read. Writes go through `commit`. */
+export type ReadOnlySublevel = Pick<Sublevel, "get" | "getMany" | "keys" | "values" | "iterator">;
 
 /** Names of the sublevels; factory reset wipes those not listed in KEPT_ON_RESET. */
-export const SUBLEVELS = ["meta", "secrets", "users", "apps", "events", "outbox", "lockout", "webbudget"] as const;
+export const SUBLEVELS = ["meta", "secrets", "users", "apps", "events", "outbox", "lockout", "webbudget", "seal"] as const;
 export type SublevelName = (typeof SUBLEVELS)[number];
+
+/**
+ * The sublevels under the integrity seal: everything that decides who may open the door and how
+ * often they may guess. Not the audit trail (`events`, `outbox`): it outlives a factory reset,
+ * and so the device key (see docs/security.md, Keys at rest).
+ */
+export const PROTECTED = ["meta", "secrets", "users", "apps", "lockout", "webbudget"] as const satisfies readonly SublevelName[];
+type ProtectedName = (typeof PROTECTED)[number];
+/** Sublevels whose records may be dropped without a seal update. */
+type UnsealedName = "events" | "outbox";
+
+const SEAL_KEY = "set";
 
 /**
  * The audit trail and its outbox outlive a factory reset: the reset itself is an event, and
@@ -28,6 +47,10 @@ export type StoreOp =
   | { type: "del"; in: SublevelName; key: string };
 
 export class Store {
+  /** The seal's keys and the current digests, once `protect` has checked them. */
+  private sealing: { keys: StoreSealKeys; digests: Map<string, SublevelDigest> } | undefined;
+  private writes: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private readonly db: Level<string, Json>,
     readonly dir: string,
@@ -59,20 +82,42 @@ export class Store {
     return new Store(db, dir, levels);
   }
 
-  sublevel(name: SublevelName): Sublevel {
+  sublevel(name: SublevelName): ReadOnlySublevel {
     return this.levels[name];
   }
 
-  /** Writes and deletes across sublevels, atomically and synced to disk. */
-  async commit(ops: readonly StoreOp[]): Promise<void> {
-    await this.db.batch(
-      ops.map((op) =>
-        op.type === "put"
-          ? { type: "put" as const, sublevel: this.levels[op.in], key: op.key, value: op.value }
-          : { type: "del" as const, sublevel: this.levels[op.in], key: op.key },
-      ),
-      SYNC,
-    );
+  /**
+   * Checks every protected record against the seal made under `deviceKey` (a fresh store gets an
+   * empty seal), and from then on keeps the seal with every write. Throws `store_tampered`,
+   * naming what differs, when the records are not what the hub last wrote.
+   */
+  async protect(deviceKey: Uint8Array): Promise<{ records: number }> {
+    const keys = new StoreSealKeys(deviceKey);
+    const digests = new Map<string, SublevelDigest>();
+    for (const name of PROTECTED) {
+      const digest = emptyDigest();
+      for await (const [key, value] of this.levels[name].iterator({ valueEncoding: "utf8" })) {
+        keys.toggle(digest, name, String(key), value as string, 1);
+      }
+      digests.set(name, digest);
+    }
+    const records = [...digests.values()].reduce((total, d) => total + d.count, 0);
+    const stored = await this.levels.seal.get(SEAL_KEY);
+    if (stored === undefined && records === 0) {
+      await this.db.batch([{ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: keys.seal(digests) }], SYNC);
+    } else {
+      const findings = keys.differences(digests, stored);
+      if (findings.length > 0) throw tampered(this.dir, findings);
+    }
+    this.sealing = { keys, digests };
+    return { records };
+  }
+
+  /** Writes and deletes across sublevels, atomically and synced to disk, with the seal's update. */
+  commit(ops: readonly StoreOp[]): Promise<void> {
+    const result = this.writes.then(() => this.write(ops));
+    this.writes = result.catch(() => undefined);
+    return result;
   }
 
   async get<T>(name: SublevelName, key: string): Promise<T | undefined> {
@@ -92,12 +137,30 @@ export class Store {
    * acknowledged event leaving the outbox (lost, it is published once more; subscribers dedupe by
    * seq). It spares every opening a second fsync competing with the next request's.
    */
-  async forget(name: SublevelName, key: string): Promise<void> {
+  async forget(name: UnsealedName, key: string): Promise<void> {
     await this.levels[name].del(key);
   }
 
-  /** Wipes every sublevel but the audit trail: the store half of a factory reset. */
+  /** Drops a range of the audit trail (its oldest events), unsynced like `forget`. */
+  async trim(name: UnsealedName, range: { lte: string }): Promise<void> {
+    await this.levels[name].clear(range);
+  }
+
+  /** Whether anything the seal would cover is on disk: a store, not a fresh directory. */
+  async holdsProtected(): Promise<boolean> {
+    for (const name of [...PROTECTED, "seal" as const]) {
+      if ((await this.levels[name].keys({ limit: 1 }).all()).length > 0) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Wipes every sublevel but the audit trail: the store half of a factory reset. The seal goes
+   * with them; the next `protect`, under the new device key, starts an empty one.
+   */
   async wipeForReset(): Promise<void> {
+    await this.writes;
+    this.sealing = undefined;
     for (const name of SUBLEVELS) {
       if (!KEPT_ON_RESET.includes(name)) await this.levels[name].clear();
     }
@@ -106,4 +169,58 @@ export class Store {
   async close(): Promise<void> {
     if (this.db.status === "open" || this.db.status === "opening") await this.db.close();
   }
+
+  /**
+   * One batch: the ops, each JSON value as the exact text the seal covers, and the new seal. The
+   * digests in memory change only once the batch is on disk.
+   */
+  private async write(ops: readonly StoreOp[]): Promise<void> {
+    const sealed = ops.filter((op): op is StoreOp & { in: ProtectedName } => isProtected(op.in));
+    if (sealed.length > 0 && this.sealing === undefined) {
+      throw new Error(`a write to ${sealed[0]!.in} before the store was unlocked with the device key (Store.protect)`);
+    }
+    const batch = ops.map((op) =>
+      op.type === "put"
+        ? { type: "put" as const, sublevel: this.levels[op.in], key: op.key, value: JSON.stringify(op.value), valueEncoding: "utf8" }
+        : { type: "del" as const, sublevel: this.levels[op.in], key: op.key },
+    );
+    const digests = sealed.length > 0 ? await this.nextDigests(sealed) : undefined;
+    if (digests !== undefined) {
+      batch.push({ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: JSON.stringify(this.sealing!.keys.seal(digests)), valueEncoding: "utf8" });
+    }
+    await this.db.batch(batch, SYNC);
+    if (digests !== undefined) this.sealing!.digests = digests;
+  }
+
+  /** The digests after `ops`: each touched record's old value out, its final value in. */
+  private async nextDigests(ops: readonly (StoreOp & { in: ProtectedName })[]): Promise<Map<string, SublevelDigest>> {
+    const { keys, digests } = this.sealing!;
+    const next = new Map([...digests].map(([name, d]) => [name, { count: d.count, digest: d.digest.slice() }]));
+    const final = new Map<string, { in: ProtectedName; key: string; value: string | undefined }>();
+    for (const op of ops) {
+      final.set(`${op.in}\0${op.key}`, { in: op.in, key: op.key, value: op.type === "put" ? JSON.stringify(op.value) : undefined });
+    }
+    for (const { in: name, key, value } of final.values()) {
+      const digest = next.get(name)!;
+      const old = (await this.levels[name].get(key, { valueEncoding: "utf8" })) as string | undefined;
+      if (old !== undefined) keys.toggle(digest, name, key, old, -1);
+      if (value !== undefined) keys.toggle(digest, name, key, value, 1);
+    }
+    return next;
+  }
+}
+
+function isProtected(name: SublevelName): name is ProtectedName {
+  return (PROTECTED as readonly string[]).includes(name);
+}
+
+function tampered(dir: string, findings: string[]): IqError {
+  return new IqError(
+    "store_tampered",
+    `the store ${dir} does not match its integrity seal: ${findings.join("; ")}. Someone changed it without the ` +
+      `device key, or device.key is not this store's. The hub will not start on it. Fix: restore the state directory ` +
+      `(db/ together with device.key) from a backup, or start over: stop the hub, delete db/ and device.key, start it, ` +
+      `claim the IQ again and push the Owner's backup back (iq restore)`,
+    { dir, findings },
+  );
 }

@@ -25,8 +25,8 @@ interface Prepared {
 async function prepare(): Promise<Prepared> {
   const stateDir = tempStateDir();
   const { hub, stop } = await startTestHub({ stateDir });
-  const { user: ann } = await hub.users.add("Ann", "Owner", "2580");
-  const { user: bob } = await hub.users.add("Bob", "User");
+  const { user: ann } = await hub.users.add("Ann", "owner", "2580");
+  const { user: bob } = await hub.users.add("Bob", "user");
   const appId = "app-bob-1";
   const record: AppRecord = {
     appId,
@@ -40,7 +40,7 @@ async function prepare(): Promise<Prepared> {
   const oldAppRecord = await hub.store.get("secrets", `app:${appId}`);
   await hub.users.saveApp({ ...record, codeCounter: 9 });
   for (let i = 0; i < 5; i++) await hub.lockout.recordFailure(bob.userId);
-  expect(ann.role).toBe("Owner");
+  expect(ann.role).toBe("owner");
   await stop();
   return { stateDir, bob: bob.userId, appId, oldAppRecord };
 }
@@ -73,7 +73,7 @@ const TAMPER_CASES: [string, (db: Level<string, unknown>, p: Prepared) => Promis
     "a User made the Owner",
     async (db, p) => {
       const users = sub(db, "users");
-      await users.put(p.bob, { ...(await users.get(p.bob)) as object, role: "Owner" });
+      await users.put(p.bob, { ...(await users.get(p.bob)) as object, role: "owner" });
     },
     /users: a record was changed/,
   ],
@@ -85,7 +85,7 @@ const TAMPER_CASES: [string, (db: Level<string, unknown>, p: Prepared) => Promis
   ],
   [
     "an Owner added",
-    (db) => sub(db, "users").put("u-intruder", { userId: "u-intruder", name: "Eve", role: "Owner", createdAt: new Date().toISOString() }),
+    (db) => sub(db, "users").put("u-intruder", { userId: "u-intruder", name: "Eve", role: "owner", createdAt: new Date().toISOString() }),
     /users: 1 record more than sealed/,
   ],
 ];

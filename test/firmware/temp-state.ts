@@ -12,9 +12,16 @@ export function tempStateDir(): string {
   return dir;
 }
 
-/** A store under `stateDir`, closed when the current test ends (closing twice is harmless). */
+/** The device key the seal of test stores is made under (the same at every reopening). */
+export const TEST_DEVICE_KEY: Readonly<Uint8Array> = new Uint8Array(32).fill(7);
+
+/**
+ * A store under `stateDir`, its seal checked under TEST_DEVICE_KEY (as the hub does at start),
+ * closed when the current test ends (closing twice is harmless).
+ */
 export async function openStore(stateDir: string): Promise<Store> {
   const store = await Store.open(stateDir);
   onTestFinished(() => store.close());
+  await store.protect(TEST_DEVICE_KEY.slice());
   return store;
 }
