@@ -54,11 +54,17 @@ export class StoreSealKeys {
     this.tagKey = createSecretKey(hkdf(sha256, deviceKey, undefined, utf8ToBytes("iq-hub/store-seal/tag v1"), 32));
   }
 
-  /** Adds (or, being XOR, removes) one record's summand to `into`. `value`: the stored JSON text. */
+  /**
+   * Adds (or, being XOR, removes) one record's summand to `into`. `value`: the stored JSON text.
+   * The input is sublevel, key and value, each after its length (not lvCat: at start this runs
+   * once per record, and the strings go to the hash without being copied).
+   */
   toggle(into: SublevelDigest, sublevel: string, key: string, value: string, delta: 1 | -1): void {
-    const summand = createHmac("sha256", this.setKey)
-      .update(lvCat(utf8ToBytes(sublevel), utf8ToBytes(key), utf8ToBytes(value)))
-      .digest();
+    const lengths = Buffer.alloc(12);
+    lengths.writeUInt32BE(Buffer.byteLength(sublevel), 0);
+    lengths.writeUInt32BE(Buffer.byteLength(key), 4);
+    lengths.writeUInt32BE(Buffer.byteLength(value), 8);
+    const summand = createHmac("sha256", this.setKey).update(lengths).update(sublevel).update(key).update(value).digest();
     for (let i = 0; i < DIGEST_BYTES; i++) into.digest[i]! ^= summand[i]!;
     into.count += delta;
   }

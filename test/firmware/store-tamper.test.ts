@@ -24,7 +24,8 @@ interface Prepared {
 /** A claimed-looking IQ with an Owner, a User with a lockout record and an app whose Code counter moved on. */
 async function prepare(): Promise<Prepared> {
   const stateDir = tempStateDir();
-  const { hub, stop } = await startTestHub({ stateDir });
+  const test = await startTestHub({ stateDir });
+  const { hub } = test;
   const { user: ann } = await hub.users.add("Ann", "owner", "2580");
   const { user: bob } = await hub.users.add("Bob", "user");
   const appId = "app-bob-1";
@@ -41,7 +42,7 @@ async function prepare(): Promise<Prepared> {
   await hub.users.saveApp({ ...record, codeCounter: 9 });
   for (let i = 0; i < 5; i++) await hub.lockout.recordFailure(bob.userId);
   expect(ann.role).toBe("owner");
-  await stop();
+  await test.stop();
   return { stateDir, bob: bob.userId, appId, oldAppRecord };
 }
 
