@@ -14,7 +14,8 @@ import { Access } from "./access.js";
 import { Audit } from "./audit.js";
 import { isClockSynced, TrustedClock } from "./clock.js";
 import type { HubConfig } from "./config.js";
-import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey, readDeviceKey } from "./device-key.js";
+import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey, keyProtection, readDeviceKey, type KeyProtection } from "./device-key.js";
+import { RpiOtpKeyTool, type OtpKeyPort, type OtpKeyReading } from "../hal/otp-key.js";
 import type { IqContext, StatusResult } from "./handler/context.js";
 import { RequestHandler } from "./handler/request-handler.js";
 import { WebBudget } from "./handler/web-budget.js";
@@ -48,6 +49,8 @@ export interface HubOptions {
   checkClockSynced?: () => Promise<boolean>;
   /** The monotonic clock of challenges and pairing tickets (ms); tests inject one to hold a command back. */
   monotonic?: () => number;
+  /** The board's OTP key, which wraps the device key; default: ask `rpi-otp-private-key`. */
+  otpKey?: OtpKeyPort;
 }
 
 /** Keys of the `meta` sublevel. `resetting` marks a factory reset under way (power may fail). */
@@ -91,6 +94,8 @@ export class Hub implements IqContext {
   private resetting: Promise<void> | undefined;
   private statePending = false;
   private released = false;
+  /** Read once at start: a factory reset wraps its new device key with it too. */
+  private otp: OtpKeyReading = { reason: "not read yet" };
 
   /** Claims every output in its safe state at once: the relay is locked before anything can fail. */
   constructor(private readonly options: HubOptions) {
@@ -164,11 +169,18 @@ export class Hub implements IqContext {
   /** Loads keys and state, then leaves "booting" for "unclaimed" (claim window open) or "activated". */
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
-    const existingKey = await readDeviceKey(this.deviceKeyFile);
+    this.otp = await (this.options.otpKey ?? new RpiOtpKeyTool()).read();
+    const existingKey = await readDeviceKey(this.deviceKeyFile, this.otp);
+    log.info(
+      this.otp.key === undefined
+        ? "device key protection: file-only (a copy of the whole card opens it; see README, Binding the keys to the board)"
+        : "device key protection: otp-wrapped (a copy of the card opens nothing on another board)",
+      { keyProtection: this.keyProtection, ...(this.otp.reason !== undefined && { otp: this.otp.reason }) },
+    );
     // Without its key nothing in the store can be read or checked: start over, keeping the id.
     const keyLost = existingKey === undefined && (await store.holdsProtected());
     const previousId = keyLost ? await this.forgetUnreadable(store) : undefined;
-    const deviceKey = existingKey ?? (await ensureDeviceKey(this.deviceKeyFile));
+    const deviceKey = existingKey ?? (await ensureDeviceKey(this.deviceKeyFile, this.otp));
     await this.protectStore(store, deviceKey);
     const iqId = await this.ensureIqId(store, previousId);
     this.running = {
@@ -277,6 +289,11 @@ export class Hub implements IqContext {
     return this.clock?.synced ?? false;
   }
 
+  /** Whether the device key is wrapped with the board's OTP key (see device-key.ts). */
+  get keyProtection(): KeyProtection {
+    return keyProtection(this.otp);
+  }
+
   status(): StatusResult {
     return {
       iqId: this.iqId,
@@ -286,6 +303,7 @@ export class Hub implements IqContext {
       claimed: this.lifecycle.phase === "activated",
       claimWindowOpen: this.lifecycle.isClaimWindowOpen(),
       clockSynced: this.clock?.synced ?? null,
+      keyProtection: this.keyProtection,
       locks: [...this.locks].map(([name, relay]) => ({
         name,
         unlocked: relay.isUnlocked,
@@ -374,7 +392,7 @@ export class Hub implements IqContext {
     secrets.close();
     await destroyDeviceKey(this.deviceKeyFile);
     await store.wipeForReset();
-    const deviceKey = await ensureDeviceKey(this.deviceKeyFile);
+    const deviceKey = await ensureDeviceKey(this.deviceKeyFile, this.otp);
     await this.protectStore(store, deviceKey);
     await store.put("meta", META.iqId, iqId);
     this.running = { ...this.run, ...(await this.openKeyed(store, iqId, deviceKey)) };

@@ -434,6 +434,11 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     for (const lock of status.locks) {
       lines.push(`${lock.name}: ${lock.officeMode ? "Office Mode on (held open)" : lock.unlocked ? "unlocked" : "locked"}`);
     }
+    lines.push(
+      status.keyProtection === "otp-wrapped"
+        ? "keys: otp-wrapped (bound to this board's OTP key)"
+        : "keys: file-only (a copy of the whole card opens them; README: Binding the keys to the board)",
+    );
     return { text: lines.join("\n"), json: status };
   });
 
