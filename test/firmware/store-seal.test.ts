@@ -1,9 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
-import { Level } from "level";
 import { describe, expect, it } from "vitest";
 import { Store } from "../../firmware/store.js";
-import { openStore, tempStateDir, TEST_DEVICE_KEY } from "./temp-state.js";
+import { editRaw, openStore, tempStateDir, TEST_DEVICE_KEY, type RawSublevel } from "./temp-state.js";
 
 /** Reopens the store at `dir` and checks its seal; resolves to the error, if any. */
 async function reopen(dir: string, key: Uint8Array = TEST_DEVICE_KEY.slice()): Promise<unknown> {
@@ -17,19 +15,6 @@ async function reopen(dir: string, key: Uint8Array = TEST_DEVICE_KEY.slice()): P
     await store.close();
   }
 }
-
-/** Edits the LevelDB directly, as someone with the card but no key would. */
-async function raw(dir: string, edit: (db: Level<string, unknown>) => Promise<void>): Promise<void> {
-  const db = new Level<string, unknown>(join(dir, "db"), { valueEncoding: "json" });
-  await db.open();
-  try {
-    await edit(db);
-  } finally {
-    await db.close();
-  }
-}
-
-const level = (db: Level<string, unknown>, name: string) => db.sublevel<string, unknown>(name, { valueEncoding: "json" });
 
 async function sealedStore(): Promise<string> {
   const dir = tempStateDir();
@@ -69,25 +54,25 @@ describe("the store's integrity seal", () => {
 
   it("the audit trail is outside the seal: events may be trimmed and acknowledged without it", async () => {
     const dir = await sealedStore();
-    await raw(dir, (db) => level(db, "outbox").put("000000000000009", { seq: 9 }));
+    await editRaw(dir, (level) => level("outbox").put("000000000000009", { seq: 9 }));
     expect(await reopen(dir)).toBeUndefined();
   });
 
-  const cases: [string, (db: Level<string, unknown>) => Promise<void>, RegExp][] = [
-    ["an edited role", (db) => level(db, "users").put("u-1", { userId: "u-1", role: "owner" }), /users: a record was changed/],
-    ["a deleted lockout", (db) => level(db, "lockout").del("u-1"), /lockout: 1 record fewer than sealed/],
-    ["an added user", (db) => level(db, "users").put("u-9", { role: "owner" }), /users: 1 record more than sealed/],
-    ["a value moved to another key", async (db) => {
-      await level(db, "lockout").put("u-2", await level(db, "lockout").get("u-1"));
-      await level(db, "lockout").del("u-1");
+  const cases: [string, (level: (name: string) => RawSublevel) => Promise<void>, RegExp][] = [
+    ["an edited role", (level) => level("users").put("u-1", { userId: "u-1", role: "owner" }), /users: a record was changed/],
+    ["a deleted lockout", (level) => level("lockout").del("u-1"), /lockout: 1 record fewer than sealed/],
+    ["an added user", (level) => level("users").put("u-9", { role: "owner" }), /users: 1 record more than sealed/],
+    ["a value moved to another key", async (level) => {
+      await level("lockout").put("u-2", await level("lockout").get("u-1"));
+      await level("lockout").del("u-1");
     }, /lockout: a record was changed/],
-    ["the claim undone", (db) => level(db, "meta").del("claimed"), /meta: 1 record fewer/],
-    ["the seal deleted", (db) => level(db, "seal").clear(), /seal record itself is missing/],
+    ["the claim undone", (level) => level("meta").del("claimed"), /meta: 1 record fewer/],
+    ["the seal deleted", (level) => level("seal").clear(), /seal record itself is missing/],
   ];
   for (const [name, edit, finding] of cases) {
     it(`refuses ${name}, naming it`, async () => {
       const dir = await sealedStore();
-      await raw(dir, edit);
+      await editRaw(dir, edit);
       const error = (await reopen(dir)) as { code: string; message: string };
       expect(error.code).toBe("store_tampered");
       expect(error.message).toMatch(finding);
@@ -103,11 +88,11 @@ describe("the store's integrity seal", () => {
     await store.put("users", "u-2", { role: "user" });
     await store.close();
     // The lockout record alone, and the lockout record with the seal of its time.
-    await raw(dir, (db) => level(db, "lockout").put("u-1", older.lockout));
+    await editRaw(dir, (level) => level("lockout").put("u-1", older.lockout));
     const error = (await reopen(dir)) as Error;
     expect(error).toMatchObject({ code: "store_tampered" });
     expect(error.message).toMatch(/lockout: a record was changed, or put back/);
-    await raw(dir, (db) => level(db, "seal").put("set", older.seal));
+    await editRaw(dir, (level) => level("seal").put("set", older.seal));
     expect(await reopen(dir)).toMatchObject({ code: "store_tampered" });
   });
 
@@ -117,9 +102,9 @@ describe("the store's integrity seal", () => {
     const store = await openStore(dir);
     await store.put("lockout", "u-1", { failuresInARow: 9 });
     await store.close();
-    await raw(dir, async (db) => {
-      await level(db, "lockout").put("u-1", older.lockout);
-      await level(db, "seal").put("set", older.seal);
+    await editRaw(dir, async (level) => {
+      await level("lockout").put("u-1", older.lockout);
+      await level("seal").put("set", older.seal);
     });
     expect(await reopen(dir)).toBeUndefined();
   });
@@ -174,8 +159,8 @@ describe("the store's integrity seal", () => {
 /** The current lockout record and seal, as raw JSON: what an older copy of the card holds. */
 async function copyOf(dir: string): Promise<{ lockout: unknown; seal: unknown }> {
   let copy = { lockout: undefined as unknown, seal: undefined as unknown };
-  await raw(dir, async (db) => {
-    copy = { lockout: await level(db, "lockout").get("u-1"), seal: await level(db, "seal").get("set") };
+  await editRaw(dir, async (level) => {
+    copy = { lockout: await level("lockout").get("u-1"), seal: await level("seal").get("set") };
   });
   return copy;
 }

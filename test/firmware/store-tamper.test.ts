@@ -4,14 +4,12 @@
  * The real hub, started as a process on that store, must refuse to start, say what it found and
  * how to fix it, and leave the relay locked.
  */
-import { join } from "node:path";
-import { Level } from "level";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { freePort } from "../../bench/net.js";
 import type { AppRecord } from "../../firmware/users.js";
 import { spawnHubProcess } from "../support/hub-process.js";
 import { startTestHub } from "../support/hub.js";
-import { tempStateDir } from "./temp-state.js";
+import { editRaw, tempStateDir, type RawSublevel } from "./temp-state.js";
 
 interface Prepared {
   stateDir: string;
@@ -46,19 +44,6 @@ async function prepare(): Promise<Prepared> {
   return { stateDir, bob: bob.userId, appId, oldAppRecord };
 }
 
-/** Edits the store as someone with the card would: LevelDB opened directly, no device key. */
-async function tamper(stateDir: string, edit: (db: Level<string, unknown>) => Promise<void>): Promise<void> {
-  const db = new Level<string, unknown>(join(stateDir, "db"), { valueEncoding: "json" });
-  await db.open();
-  try {
-    await edit(db);
-  } finally {
-    await db.close();
-  }
-}
-
-const sub = (db: Level<string, unknown>, name: string) => db.sublevel<string, unknown>(name, { valueEncoding: "json" });
-
 async function startProcess(stateDir: string) {
   const hub = spawnHubProcess({
     HOME: process.env.HOME ?? "",
@@ -69,24 +54,24 @@ async function startProcess(stateDir: string) {
   return hub;
 }
 
-const TAMPER_CASES: [string, (db: Level<string, unknown>, p: Prepared) => Promise<void>, RegExp][] = [
+const TAMPER_CASES: [string, (level: (name: string) => RawSublevel, p: Prepared) => Promise<void>, RegExp][] = [
   [
     "a User made the Owner",
-    async (db, p) => {
-      const users = sub(db, "users");
+    async (level, p) => {
+      const users = level("users");
       await users.put(p.bob, { ...(await users.get(p.bob)) as object, role: "owner" });
     },
     /users: a record was changed/,
   ],
-  ["a lockout deleted", (db, p) => sub(db, "lockout").del(p.bob), /lockout: 1 record fewer than sealed/],
+  ["a lockout deleted", (level, p) => level("lockout").del(p.bob), /lockout: 1 record fewer than sealed/],
   [
     "a Code counter rolled back (an older, validly sealed app record put back)",
-    (db, p) => sub(db, "secrets").put(`app:${p.appId}`, p.oldAppRecord),
+    (level, p) => level("secrets").put(`app:${p.appId}`, p.oldAppRecord),
     /secrets: a record was changed/,
   ],
   [
     "an Owner added",
-    (db) => sub(db, "users").put("u-intruder", { userId: "u-intruder", name: "Eve", role: "owner", createdAt: new Date().toISOString() }),
+    (level) => level("users").put("u-intruder", { userId: "u-intruder", name: "Eve", role: "owner", createdAt: new Date().toISOString() }),
     /users: 1 record more than sealed/,
   ],
 ];
@@ -95,7 +80,7 @@ describe("a store edited without the device key", () => {
   for (const [name, edit, finding] of TAMPER_CASES) {
     it(`${name}: the hub refuses to start, says what it found and the fix, relay locked`, async () => {
       const prepared = await prepare();
-      await tamper(prepared.stateDir, (db) => edit(db, prepared));
+      await editRaw(prepared.stateDir, (level) => edit(level, prepared));
       const hub = await startProcess(prepared.stateDir);
       expect(await hub.exited).not.toBe(0);
       const output = hub.output();
