@@ -56,6 +56,8 @@ export class Store {
     const levels = Object.fromEntries(
       SUBLEVELS.map((name) => [name, db.sublevel<string, Json>(name, { valueEncoding: "json" })]),
     ) as Record<SublevelName, Sublevel>;
+    // A new sublevel opens itself a tick later; get() reads synchronously and must not find it still opening.
+    await Promise.all(Object.values(levels).map((level) => level.open()));
     return new Store(db, dir, levels);
   }
 
