@@ -436,10 +436,11 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
       .description("keep a connection bundle (made on the Pi by sudo iq-hub party add) in this profile: its broker, CA and credential")
       .argument("<file>", "the bundle file"),
     async (run, self) => {
-      const file = self.args[0]!;
-      const bundle = parseBundle(await readFile(file, "utf8").catch((error: Error) => {
+      const [file] = self.processedArgs as [string];
+      const text = await readFile(file, "utf8").catch((error: Error) => {
         throw new AppError("bundle_unreadable", `cannot read ${file}: ${error.message}`);
-      }), file);
+      });
+      const bundle = parseBundle(text, file);
       const replaced = await run.profile.update((data) => {
         const before = data.connection;
         data.broker = bundle.broker;
