@@ -31,7 +31,7 @@ import { SecretStore } from "./secret-store.js";
 import { ensureSetupSecret, readSetupSecret, removeSetupSecretFile, setupSecretDelOp, setupSecretFile } from "./setup-secret.js";
 import type { Store, StoreOp } from "./store.js";
 import { REQUESTS } from "./handler/limits.js";
-import { BleTransport } from "./transports/ble/ble.js";
+import type { BleTransport } from "./transports/ble/ble.js";
 import { MqttTransport } from "./transports/mqtt.js";
 import { Users } from "./users.js";
 import { VERSION } from "./version.js";
@@ -266,6 +266,8 @@ export class Hub implements IqContext {
       this.publishState();
     }
     if (this.options.ble !== false && config.ble.enabled !== false) {
+      // Loaded only when BLE is on: D-Bus and its XML parser add a third to the hub's start-up.
+      const { BleTransport } = await import("./transports/ble/ble.js");
       this.bleTransport = new BleTransport({
         config: config.ble,
         iqId: this.iqId,

@@ -79,6 +79,8 @@ export class Store {
     const levels = Object.fromEntries(
       SUBLEVELS.map((name) => [name, db.sublevel<string, Json>(name, { valueEncoding: "json" })]),
     ) as Record<SublevelName, Sublevel>;
+    // A new sublevel opens itself a tick later; get() reads synchronously and must not find it still opening.
+    await Promise.all(Object.values(levels).map((level) => level.open()));
     return new Store(db, dir, levels);
   }
 
@@ -126,8 +128,15 @@ export class Store {
     return result;
   }
 
-  async get<T>(name: SublevelName, key: string): Promise<T | undefined> {
-    return (await this.levels[name].get(key)) as T | undefined;
+  /**
+   * Read synchronously: the records read per request (a user, a lockout) are small and sit in
+   * LevelDB's memtable or block cache, so the read takes microseconds, while an asynchronous read
+   * is a round trip through libuv's thread pool that cost an opening about 0.2 ms of CPU and two
+   * thread wake-ups (docs/performance.md). Still a promise: callers need not know, and a failed
+   * read rejects like an asynchronous one.
+   */
+  get<T>(name: SublevelName, key: string): Promise<T | undefined> {
+    return new Promise((resolve) => resolve(this.levels[name].getSync(key) as T | undefined));
   }
 
   async put(name: SublevelName, key: string, value: Json): Promise<void> {
@@ -139,12 +148,12 @@ export class Store {
   }
 
   /**
-   * A delete that may be lost in a power cut, for bookkeeping whose loss only repeats work: an
-   * acknowledged event leaving the outbox (lost, it is published once more; subscribers dedupe by
-   * seq). It spares every opening a second fsync competing with the next request's.
+   * Deletes that may be lost in a power cut, for bookkeeping whose loss only repeats work:
+   * acknowledged events leaving the outbox (lost, they are published once more; subscribers dedupe
+   * by seq). No fsync to compete with the next request's.
    */
-  async forget(name: UnsealedName, key: string): Promise<void> {
-    await this.levels[name].del(key);
+  async forget(name: UnsealedName, keys: readonly string[]): Promise<void> {
+    await this.db.batch(keys.map((key) => ({ type: "del" as const, sublevel: this.levels[name], key })));
   }
 
   /** Drops a range of the audit trail (its oldest events), unsynced like `forget`. */
@@ -190,7 +199,7 @@ export class Store {
         ? { type: "put" as const, sublevel: this.levels[op.in], key: op.key, value: JSON.stringify(op.value), valueEncoding: "utf8" }
         : { type: "del" as const, sublevel: this.levels[op.in], key: op.key },
     );
-    const digests = sealed.length > 0 ? await this.nextDigests(sealed) : undefined;
+    const digests = sealed.length > 0 ? this.nextDigests(sealed) : undefined;
     if (digests !== undefined) {
       batch.push({ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: JSON.stringify(this.sealing!.keys.seal(digests)), valueEncoding: "utf8" });
     }
@@ -199,7 +208,7 @@ export class Store {
   }
 
   /** The digests after `ops`: each touched record's old value out, its final value in. */
-  private async nextDigests(ops: readonly (StoreOp & { in: ProtectedName })[]): Promise<Map<string, SublevelDigest>> {
+  private nextDigests(ops: readonly (StoreOp & { in: ProtectedName })[]): Map<string, SublevelDigest> {
     const { keys, digests } = this.sealing!;
     const next = new Map([...digests].map(([name, d]) => [name, { count: d.count, digest: d.digest.slice() }]));
     // The final value of each touched record (undefined: deleted); a later op on a key wins.
@@ -210,12 +219,12 @@ export class Store {
     }
     for (const [name, records] of touched) {
       const digest = next.get(name)!;
-      const olds = await this.levels[name].getMany([...records.keys()], { valueEncoding: "utf8" });
-      [...records].forEach(([key, value], i) => {
-        const old = olds[i] as string | undefined;
+      for (const [key, value] of records) {
+        // Read synchronously, as `get` reads (see there): the old value sits in the memtable or cache.
+        const old = this.levels[name].getSync<string, string>(key, { valueEncoding: "utf8" });
         if (old !== undefined) keys.toggle(digest, name, key, old, -1);
         if (value !== undefined) keys.toggle(digest, name, key, value, 1);
-      });
+      }
     }
     return next;
   }

@@ -4,9 +4,10 @@
  * per-app Code key, so nothing in between can make or read one.
  *
  * ## Construction
- * A Code is FF1 (NIST SP 800-38G, AES-256, radix 32) over a 25-bit plaintext, written as 5
- * Crockford base32 symbols. The FF1 tweak binds lv_cat(label, purpose, IQ id, app id, time step),
- * so a Code is worthless for another purpose, IQ, app or minute.
+ * A Code is FF1 (NIST SP 800-38G, AES-256, radix 32; ff1.ts) over a 25-bit plaintext, written as 5
+ * Crockford base32 symbols. The FF1 tweak binds lv_cat(label, purpose, IQ id, app id, lock, time
+ * step) through a 13-byte SHA-256 (see TWEAK_BYTES), so a Code is worthless for another purpose,
+ * IQ, app, lock or minute.
  *
  * ## Plaintext layout (25 bits, most significant first)
  *
@@ -57,14 +58,12 @@
  * "Expired" is reported as "not_ours": an old Code decrypts to noise under the steps tried, and
  * telling it apart would mean trying more steps, which would raise the false-accept bound.
  */
-import { FF1 } from "@noble/ciphers/ff1.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { createHash, createHmac, hkdfSync } from "node:crypto";
 
 import { IqError } from "../../common/errors.js";
-import { lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
+import { lengthPrefix, lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
 import { decodeCrockford, encodeCrockford } from "./crockford.js";
+import { Ff1 } from "./ff1.js";
 
 /** Every parameter of the Code scheme. Changing one is checked against the bounds at load. */
 export const CODE_PARAMS = Object.freeze({
@@ -126,8 +125,12 @@ const TAG_LABEL = utf8("iq-hub/v1/code/pin-tag");
 
 interface CheckedContext {
   key: Uint8Array;
+  /** FF1 under the Code key, expanded once for all the steps a check tries. */
+  ff1: Ff1;
   /** lv-ready identity of the Code: purpose, IQ id, app id, and the lock when there is one. */
   binding: Uint8Array[];
+  /** lv_cat(tweak label, binding…): the tweak's input up to the time step, built once per check. */
+  tweakPrefix: Uint8Array;
 }
 
 function checkContext(input: CodeContext): CheckedContext {
@@ -136,15 +139,14 @@ function checkContext(input: CodeContext): CheckedContext {
       argument: "purpose",
     });
   }
-  return {
-    key: requireBytes("key", input.key, 32),
-    binding: [
-      utf8(input.purpose),
-      requireText("iqId", input.iqId),
-      requireText("appId", input.appId),
-      ...(input.lock === undefined ? [] : [requireText("lock", input.lock)]),
-    ],
-  };
+  const key = requireBytes("key", input.key, 32);
+  const binding = [
+    utf8(input.purpose),
+    requireText("iqId", input.iqId),
+    requireText("appId", input.appId),
+    ...(input.lock === undefined ? [] : [requireText("lock", input.lock)]),
+  ];
+  return { key, ff1: new Ff1(key, P.radix, P.symbols), binding, tweakPrefix: lvCat(TWEAK_LABEL, ...binding) };
 }
 
 function checkPin(name: string, pin: unknown): string {
@@ -158,17 +160,27 @@ function stepAt(now: number): number {
   return Math.floor(requireUint("now", now) / (P.stepSeconds * 1000));
 }
 
-function cipherFor(ctx: CheckedContext, step: number): ReturnType<typeof FF1> {
-  return FF1(P.radix, ctx.key, lvCat(TWEAK_LABEL, ...ctx.binding, u64be(step)));
+/**
+ * The FF1 tweak is 13 bytes: with b = 2 bytes for the 3-digit half, P ‖ Q (16 + 13 + 1 + 2 bytes)
+ * is exactly two AES blocks, P and Q, so each of FF1's ten rounds costs one AES block (ff1.ts)
+ * instead of eight with the whole 100-byte binding in the tweak. The 13 bytes are a SHA-256 of
+ * lv_cat(label, purpose, IQ id, app id, lock, step): two bindings share a tweak with probability
+ * 2^-104, so a Code still means nothing for another purpose, IQ, app, lock or minute.
+ */
+const TWEAK_BYTES = 13;
+
+function cipherFor(ctx: CheckedContext, step: number): ReturnType<Ff1["withTweak"]> {
+  const tweak = createHash("sha256").update(ctx.tweakPrefix).update(lengthPrefix(8)).update(u64be(step)).digest().subarray(0, TWEAK_BYTES);
+  return ctx.ff1.withTweak(tweak);
 }
 
 function pinTag(ctx: CheckedContext, counter: number, pin: string): number {
   // A separate HMAC key keeps the AES key of FF1 and the MAC key independent.
-  const tagKey = hkdf(sha256, ctx.key, undefined, TAG_KEY_INFO, 32);
+  const tagKey = new Uint8Array(hkdfSync("sha256", ctx.key, new Uint8Array(0), TAG_KEY_INFO, 32));
   const pinBytes = utf8(pin);
   const message = lvCat(TAG_LABEL, ...ctx.binding, u64be(counter), pinBytes);
-  const mac = hmac(sha256, tagKey, message);
-  const tag = new DataView(mac.buffer, mac.byteOffset).getUint32(0) >>> (32 - P.pinTagBits);
+  const mac = createHmac("sha256", tagKey).update(message).digest();
+  const tag = mac.readUInt32BE(0) >>> (32 - P.pinTagBits);
   zeroize(tagKey, pinBytes, message, mac);
   return tag;
 }

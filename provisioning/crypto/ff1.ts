@@ -1,0 +1,184 @@
+/**
+ * FF1 (NIST SP 800-38G, Algorithms 7 and 8) for the shape the Codes use: a radix that is a power
+ * of two and strings short enough that each half fits in 32 bits, on OpenSSL's AES.
+ *
+ * Why not @noble/ciphers' FF1, which the known-answer tests still run: the IQ decrypts a Code 8
+ * times per check (4 time steps × 2 devices), and noble's general FF1 expands the AES key in
+ * JavaScript for every decryption, runs every round's PRF over the whole P ‖ Q (8 AES blocks here,
+ * for a 100-byte tweak) and does the round arithmetic with BigInts. That held a check at about
+ * 2,500 a second on the reference machine, half the target of 5,000 (docs/performance.md). Here:
+ *
+ * - P ‖ T ‖ pad is the same in all ten rounds; only the last block of P ‖ Q (round number and
+ *   the other half) changes. Its CBC-MAC state is computed once per tweak, and each round
+ *   encrypts one block. (code.ts picks a tweak length that makes P ‖ Q two blocks.)
+ * - With radix 2^k, NUM_radix and STR_radix are bit concatenation, and y mod radix^m keeps the
+ *   low k·m bits of S: plain 32-bit arithmetic, no BigInt.
+ * - The AES key is expanded once per key, by OpenSSL (AES-NI where the CPU has it, constant time).
+ *
+ * The property tests check this module against @noble/ciphers' FF1 (itself checked against the
+ * NIST samples) on random keys, tweaks and inputs.
+ */
+import { createCipheriv, type Cipher } from "node:crypto";
+import { IqError } from "../../common/errors.js";
+
+const BLOCK = 16;
+const ROUNDS = 10;
+/** Each half of the string, as a number, must fit in 32 bits for the arithmetic below. */
+const MAX_HALF_BITS = 30;
+
+const AES_BY_KEY_LENGTH: Readonly<Record<number, string>> = { 16: "aes-128", 24: "aes-192", 32: "aes-256" };
+
+function unsupported(what: string): IqError {
+  return new IqError("crypto_input_invalid", `FF1: ${what}`);
+}
+
+/** A numeral string of `length` digits in radix 2^bitsPerDigit, as one number (NUM_radix). */
+function num(digits: readonly number[], from: number, to: number, bitsPerDigit: number): number {
+  let value = 0;
+  for (let i = from; i < to; i++) value = value * 2 ** bitsPerDigit + digits[i]!;
+  return value;
+}
+
+/** STR^m_radix: `value` as m digits, most significant first, into `out` at `at`. */
+function str(value: number, m: number, radix: number, out: number[], at: number): void {
+  for (let i = m - 1; i >= 0; i--) {
+    out[at + i] = value % radix;
+    value = Math.floor(value / radix);
+  }
+}
+
+/** FF1 under one AES key, for numeral strings of `length` digits in `radix`. */
+export class Ff1 {
+  private readonly ecb: Cipher;
+  private readonly bitsPerDigit: number;
+  private readonly u: number;
+  private readonly v: number;
+  /** Bytes of NUM_radix(B) in Q (the spec's b), and of S that matter (the spec's d ≤ 16). */
+  private readonly b: number;
+
+  constructor(
+    key: Uint8Array,
+    private readonly radix: number,
+    private readonly length: number,
+  ) {
+    const aes = AES_BY_KEY_LENGTH[key.length];
+    if (aes === undefined) throw unsupported("the key must be 16, 24 or 32 bytes");
+    this.bitsPerDigit = Math.log2(radix);
+    if (!Number.isInteger(this.bitsPerDigit) || radix < 2 || radix > 2 ** 16) throw unsupported("the radix must be a power of two up to 2^16");
+    // SP 800-38G: radix^minlen ≥ 100 (and minlen ≥ 2).
+    if (radix ** length < 100 || length < 2) throw unsupported(`${length} digits of radix ${radix} are fewer than 100 values`);
+    this.u = Math.floor(length / 2);
+    this.v = length - this.u;
+    if (this.v * this.bitsPerDigit > MAX_HALF_BITS) throw unsupported(`${length} digits of radix ${radix} are too long for this implementation`);
+    this.b = Math.ceil((this.v * this.bitsPerDigit) / 8);
+    this.ecb = createCipheriv(`${aes}-ecb`, key, null).setAutoPadding(false);
+  }
+
+  /** The cipher for one tweak: precomputes the part of every round's PRF input that does not change. */
+  withTweak(tweak: Uint8Array): { encrypt(digits: readonly number[]): number[]; decrypt(digits: readonly number[]): number[] } {
+    const rounds = new Rounds(this, tweak);
+    return {
+      encrypt: (digits) => rounds.run(this.check(digits), false),
+      decrypt: (digits) => rounds.run(this.check(digits), true),
+    };
+  }
+
+  /** One AES block (the PRF's CIPH_K). */
+  encryptBlock(block: Uint8Array): Buffer {
+    return this.ecb.update(block);
+  }
+
+  /** CBC-MAC of whole blocks with a zero IV: the PRF's state after `data`. */
+  cbcMac(data: Uint8Array): Uint8Array {
+    let state: Uint8Array = new Uint8Array(BLOCK);
+    for (let at = 0; at < data.length; at += BLOCK) {
+      for (let k = 0; k < BLOCK; k++) state[k] = state[k]! ^ data[at + k]!;
+      state = this.encryptBlock(state);
+    }
+    return state;
+  }
+
+  get shape(): { radix: number; bitsPerDigit: number; length: number; u: number; v: number; b: number } {
+    return { radix: this.radix, bitsPerDigit: this.bitsPerDigit, length: this.length, u: this.u, v: this.v, b: this.b };
+  }
+
+  private check(digits: readonly number[]): readonly number[] {
+    if (digits.length !== this.length || digits.some((digit) => !Number.isInteger(digit) || digit < 0 || digit >= this.radix)) {
+      throw unsupported(`expected ${this.length} digits below ${this.radix}`);
+    }
+    return digits;
+  }
+}
+
+/** The ten Feistel rounds under one key and tweak. */
+class Rounds {
+  /** CBC-MAC state after P ‖ Q but its last block (all zero when P ‖ Q is a single block). */
+  private readonly state: Uint8Array;
+  /** The last block of P ‖ Q with the round number and NUM(B) still zero. */
+  private readonly lastBlock: Uint8Array;
+
+  constructor(
+    private readonly ff1: Ff1,
+    tweak: Uint8Array,
+  ) {
+    const { radix, length, u, b } = ff1.shape;
+    const t = tweak.length;
+    const pad = (((-t - b - 1) % BLOCK) + BLOCK) % BLOCK;
+    const p = new Uint8Array(BLOCK);
+    const view = new DataView(p.buffer);
+    p.set([1, 2, 1]);
+    view.setUint16(4, radix);
+    p[6] = 10;
+    p[7] = u % 256;
+    view.setUint32(8, length);
+    view.setUint32(12, t);
+    const pq = new Uint8Array(BLOCK + t + pad + 1 + b);
+    pq.set(p);
+    pq.set(tweak, BLOCK);
+    const head = pq.subarray(0, pq.length - BLOCK);
+    this.state = ff1.cbcMac(head);
+    this.lastBlock = pq.slice(pq.length - BLOCK);
+  }
+
+  run(digits: readonly number[], decrypt: boolean): number[] {
+    const { radix, bitsPerDigit, length, u, v } = this.ff1.shape;
+    let a = num(digits, 0, u, bitsPerDigit);
+    let bValue = num(digits, u, length, bitsPerDigit);
+    // Algorithm 7 carries (A, B) forward; Algorithm 8 runs the rounds backwards from (B, A).
+    for (let step = 0; step < ROUNDS; step++) {
+      const i = decrypt ? ROUNDS - 1 - step : step;
+      const m = i % 2 === 0 ? u : v;
+      const modulus = 2 ** (m * bitsPerDigit);
+      const y = this.roundValue(i, decrypt ? a : bValue) % modulus;
+      if (decrypt) {
+        const c = (((bValue - y) % modulus) + modulus) % modulus;
+        bValue = a;
+        a = c;
+      } else {
+        const c = (a + y) % modulus;
+        a = bValue;
+        bValue = c;
+      }
+    }
+    const out = new Array<number>(length);
+    str(a, u, radix, out, 0);
+    str(bValue, v, radix, out, u);
+    return out;
+  }
+
+  /**
+   * y mod 2^32 for round i: the low bits of S = R[0..d) (d ≤ 16 here, so no extra blocks), where
+   * R = PRF(P ‖ Q) and Q ends with [i] ‖ [NUM(B)]^b. Only the low 32 bits are ever needed.
+   */
+  private roundValue(i: number, half: number): number {
+    const { b } = this.ff1.shape;
+    const block = this.lastBlock.slice();
+    block[BLOCK - b - 1] = i;
+    for (let k = 0, value = half; k < b; k++, value = Math.floor(value / 256)) block[BLOCK - 1 - k] = value % 256;
+    for (let k = 0; k < BLOCK; k++) block[k] = block[k]! ^ this.state[k]!;
+    const r = this.ff1.encryptBlock(block);
+    // d = 4·⌈b/4⌉ + 4 bytes of R; its last four bytes are the low 32 bits of y.
+    const d = 4 * Math.ceil(b / 4) + 4;
+    return r.readUInt32BE(d - 4);
+  }
+}
