@@ -69,15 +69,20 @@ export class StoreSealKeys {
     into.count += delta;
   }
 
-  /** The record to store for these digests (in the protected sublevels' order). */
-  seal(digests: ReadonlyMap<string, SublevelDigest>): SealRecord {
-    const counts: Record<string, number> = {};
-    const tags: Record<string, string> = {};
-    for (const [name, { count, digest }] of digests) {
+  /**
+   * The record to store: `previous` with the tags of the `changed` sublevels made anew, and the
+   * tag over all. A write touches one or two sublevels, so it recomputes only theirs.
+   */
+  seal(changed: ReadonlyMap<string, SublevelDigest>, previous?: SealRecord): SealRecord {
+    const counts = { ...previous?.counts };
+    const tags = { ...previous?.tags };
+    for (const [name, { count, digest }] of changed) {
       counts[name] = count;
       tags[name] = this.tag(utf8ToBytes("sublevel"), utf8ToBytes(name), utf8ToBytes(String(count)), digest);
     }
-    const all = [...digests.keys()].map((name) => utf8ToBytes(`${name}=${tags[name]}`));
+    const all = Object.keys(tags)
+      .sort()
+      .map((name) => utf8ToBytes(`${name}=${tags[name]}`));
     return { v: 1, counts, tags, tag: this.tag(utf8ToBytes("all"), ...all) };
   }
 

@@ -11,7 +11,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Level } from "level";
 import { IqError } from "./errors.js";
-import { emptyDigest, StoreSealKeys, type SublevelDigest } from "./store-seal.js";
+import { emptyDigest, StoreSealKeys, type SealRecord, type SublevelDigest } from "./store-seal.js";
 
 type Json = unknown;
 export type Sublevel = ReturnType<Level<string, Json>["sublevel"]>;
@@ -47,8 +47,8 @@ export type StoreOp =
   | { type: "del"; in: SublevelName; key: string };
 
 export class Store {
-  /** The seal's keys and the current digests, once `protect` has checked them. */
-  private sealing: { keys: StoreSealKeys; digests: Map<string, SublevelDigest> } | undefined;
+  /** The seal's keys, the current digests and the stored seal, once `protect` has checked them. */
+  private sealing: { keys: StoreSealKeys; digests: Map<string, SublevelDigest>; record: SealRecord } | undefined;
   private writes: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -111,13 +111,14 @@ export class Store {
     }
     const records = [...digests.values()].reduce((total, d) => total + d.count, 0);
     const stored = await this.levels.seal.get(SEAL_KEY);
+    const record = keys.seal(digests);
     if (stored === undefined && records === 0) {
-      await this.db.batch([{ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: keys.seal(digests) }], SYNC);
+      await this.db.batch([{ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: record }], SYNC);
     } else {
       const findings = keys.differences(digests, stored);
       if (findings.length > 0) throw tampered(this.dir, findings);
     }
-    this.sealing = { keys, digests };
+    this.sealing = { keys, digests, record };
     return { records };
   }
 
@@ -187,46 +188,53 @@ export class Store {
 
   /**
    * One batch: the ops, each JSON value as the exact text the seal covers, and the new seal. The
-   * digests in memory change only once the batch is on disk.
+   * seal in memory changes only once the batch is on disk.
    */
   private async write(ops: readonly StoreOp[]): Promise<void> {
     const sealed = ops.filter((op): op is StoreOp & { in: ProtectedName } => isProtected(op.in));
-    if (sealed.length > 0 && this.sealing === undefined) {
-      throw new Error(`a write to ${sealed[0]!.in} before the store was unlocked with the device key (Store.protect)`);
-    }
+    const update = sealed.length > 0 ? this.sealUpdate(sealed) : undefined;
     const batch = ops.map((op) =>
       op.type === "put"
         ? { type: "put" as const, sublevel: this.levels[op.in], key: op.key, value: JSON.stringify(op.value), valueEncoding: "utf8" }
         : { type: "del" as const, sublevel: this.levels[op.in], key: op.key },
     );
-    const digests = sealed.length > 0 ? this.nextDigests(sealed) : undefined;
-    if (digests !== undefined) {
-      batch.push({ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: JSON.stringify(this.sealing!.keys.seal(digests)), valueEncoding: "utf8" });
+    if (update !== undefined) {
+      batch.push({ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: JSON.stringify(update.record), valueEncoding: "utf8" });
     }
     await this.db.batch(batch, SYNC);
-    if (digests !== undefined) this.sealing!.digests = digests;
+    if (update === undefined) return;
+    for (const [name, digest] of update.changed) update.sealing.digests.set(name, digest);
+    update.sealing.record = update.record;
   }
 
-  /** The digests after `ops`: each touched record's old value out, its final value in. */
-  private nextDigests(ops: readonly (StoreOp & { in: ProtectedName })[]): Map<string, SublevelDigest> {
-    const { keys, digests } = this.sealing!;
-    const next = new Map([...digests].map(([name, d]) => [name, { count: d.count, digest: d.digest.slice() }]));
+  /**
+   * The new digests of the sublevels `ops` touch (each touched record's old value out, its final
+   * value in) and the seal record that goes with them.
+   */
+  private sealUpdate(ops: readonly (StoreOp & { in: ProtectedName })[]) {
+    const sealing = this.sealing;
+    if (sealing === undefined) {
+      throw new Error(`a write to ${ops[0]!.in} before the store was unlocked with the device key (Store.protect)`);
+    }
     // The final value of each touched record (undefined: deleted); a later op on a key wins.
     const touched = new Map<ProtectedName, Map<string, string | undefined>>();
     for (const op of ops) {
       const records = touched.get(op.in) ?? touched.set(op.in, new Map()).get(op.in)!;
       records.set(op.key, op.type === "put" ? JSON.stringify(op.value) : undefined);
     }
+    const changed = new Map<string, SublevelDigest>();
     for (const [name, records] of touched) {
-      const digest = next.get(name)!;
+      const { count, digest: current } = sealing.digests.get(name)!;
+      const digest = { count, digest: current.slice() };
+      changed.set(name, digest);
       for (const [key, value] of records) {
         // Read synchronously, as `get` reads (see there): the old value sits in the memtable or cache.
         const old = this.levels[name].getSync<string, string>(key, { valueEncoding: "utf8" });
-        if (old !== undefined) keys.toggle(digest, name, key, old, -1);
-        if (value !== undefined) keys.toggle(digest, name, key, value, 1);
+        if (old !== undefined) sealing.keys.toggle(digest, name, key, old, -1);
+        if (value !== undefined) sealing.keys.toggle(digest, name, key, value, 1);
       }
     }
-    return next;
+    return { sealing, changed, record: sealing.keys.seal(changed, sealing.record) };
   }
 }
 
