@@ -96,9 +96,11 @@ export class Audit {
       ...alongside,
     ]);
     this.lastSeq = seq;
-    // The outbox keeps its own copy, so trimming the log never drops an undelivered event.
+    // The outbox keeps its own copy, so trimming the log never drops an undelivered event. A trim
+    // that fails (disk full) must not turn a recorded event into a failed one: the caller would
+    // refuse what is already on disk. The next append trims everything older anyway.
     const trimmed = seq - this.maxEvents;
-    if (trimmed > 0) await this.store.sublevel("events").clear({ lte: seqKey(trimmed) });
+    if (trimmed > 0) await this.store.clearRange("events", { lte: seqKey(trimmed) }).catch(() => undefined);
     for (const listener of this.listeners) {
       try {
         listener(event);

@@ -38,8 +38,11 @@ import { WrongPinCodes } from "./refusals.js";
 const READ_ONLY: ReadonlySet<string> = new Set(["status", "events.list"]);
 /** What an unclaimed IQ answers: looking at it, and claiming it. */
 const BEFORE_CLAIM: ReadonlySet<PlainOp> = new Set(["status", "events.list", "pair.start", "pair.finish"]);
-/** Errors that do not deserve an audit event (nothing was decided about anyone). */
-const UNRECORDED: ReadonlySet<string> = new Set(["request_malformed", "op_unknown", "internal_error"]);
+/**
+ * Errors that do not deserve an audit event (nothing was decided about anyone), or cannot have
+ * one (`storage_failed`: the event could not be written either).
+ */
+const UNRECORDED: ReadonlySet<string> = new Set(["request_malformed", "op_unknown", "internal_error", "storage_failed"]);
 
 type Parsed = { ok: true; envelope: RequestEnvelope } | { ok: false; error: IqError };
 
@@ -237,14 +240,20 @@ export class RequestHandler {
 
   private async record(event: { source: EventSource; reason: string; user: string | undefined; lock?: string | undefined; details: Record<string, unknown> }): Promise<void> {
     this.ctx.lifecycle.showRefused();
-    await this.ctx.events.record({
-      type: "refused",
-      source: event.source,
-      reason: event.reason,
-      ...(event.user !== undefined && { user: event.user }),
-      ...(event.lock !== undefined && { lock: event.lock }),
-      details: event.details,
-    });
+    await this.ctx.events
+      .record({
+        type: "refused",
+        source: event.source,
+        reason: event.reason,
+        ...(event.user !== undefined && { user: event.user }),
+        ...(event.lock !== undefined && { lock: event.lock }),
+        details: event.details,
+      })
+      .catch((error: unknown) => {
+        // A refusal changes nothing, so it is answered even when its event cannot be written
+        // (a full disk; the store's listener logged it). Anything else is a bug: let it surface.
+        if (!(error instanceof IqError && error.code === "storage_failed")) throw error;
+      });
   }
 }
 
