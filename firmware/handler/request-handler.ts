@@ -265,10 +265,25 @@ function parseEnvelope(payload: Uint8Array): Parsed {
   } catch {
     return { ok: false, error: new IqError("request_malformed", "the request is not JSON") };
   }
+  if (nestedDeeperThan(json, REQUESTS.maxDepth)) {
+    return { ok: false, error: new IqError("request_malformed", `the request is nested deeper than ${REQUESTS.maxDepth} levels`) };
+  }
   const parsed = requestEnvelope.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     return { ok: false, error: new IqError("request_malformed", `${issue?.path.join(".") || "request"}: ${issue?.message ?? "invalid"}`) };
   }
   return { ok: true, envelope: parsed.data };
+}
+
+/** Whether arrays and objects in `value` nest deeper than `limit`; without recursion, so any depth is safe to ask about. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next;
+    if (item === null || typeof item !== "object") continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
