@@ -53,7 +53,11 @@ export class Audit {
 
   static async open(store: Store, maxEvents: number, now: () => number = Date.now): Promise<Audit> {
     const [last] = await store.sublevel("events").keys({ reverse: true, limit: 1 }).all();
-    return new Audit(store, maxEvents, now, last === undefined ? 0 : Number(last));
+    const lastSeq = last === undefined ? 0 : Number(last);
+    // Whatever a smaller maxEvents leaves over; from here on each append keeps the size. A trim that
+    // fails (disk full) is no reason not to start: the log is only longer than asked.
+    if (lastSeq > maxEvents) await store.clearRange("events", { lte: seqKey(lastSeq - maxEvents) }).catch(() => undefined);
+    return new Audit(store, maxEvents, now, lastSeq);
   }
 
   /**
@@ -119,12 +123,12 @@ export class Audit {
       { type: "put", in: "outbox", key, value: event },
       ...alongside,
       ...forgotten.map((done) => ({ type: "del" as const, in: "outbox" as const, key: done })),
+      // One in, one out: the log stays at maxEvents without a write of its own (open() trims the
+      // rest once). The outbox keeps its own copy, so trimming never drops an undelivered event.
+      ...(seq > this.maxEvents ? [{ type: "del" as const, in: "events" as const, key: seqKey(seq - this.maxEvents) }] : []),
     ]);
     for (const done of forgotten) this.acknowledged.delete(done);
     this.lastSeq = seq;
-    // The outbox keeps its own copy, so trimming the log never drops an undelivered event.
-    const trimmed = seq - this.maxEvents;
-    if (trimmed > 0) await this.store.trim("events", { lte: seqKey(trimmed) });
     for (const listener of this.listeners) {
       try {
         listener(event);

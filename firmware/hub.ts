@@ -169,6 +169,13 @@ export class Hub implements IqContext {
   /** Loads keys and state, then leaves "booting" for "unclaimed" (claim window open) or "activated". */
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
+    // A full or read-only disk reaches a client only as `storage_failed`; the details go here.
+    // Every door locks (Office Mode ends): no PIN can be checked now (a wrong one could not be
+    // counted), so nobody could switch Office Mode off, and nothing that opens can be recorded.
+    store.onWriteFailure((error) => {
+      log.error("cannot write the store (disk full or read-only?): every door locked; whatever must be recorded is refused (storage_failed) until it can be written again", { dir: store.dir, error });
+      this.access.lockAll();
+    });
     this.otp = await (this.options.otpKey ?? new RpiOtpKeyTool()).read();
     const existingKey = await readDeviceKey(this.deviceKeyFile, this.otp);
     log.info(

@@ -3,11 +3,23 @@
  * sublevels with one job each. Values are JSON. Writes that must survive a power cut (events,
  * secrets, counters) use `sync: true` so they are on disk before the hub acts on them.
  *
+ * A write that fails (the disk is full, the file system went read-only) is a `storage_failed`
+ * IqError: a batch is atomic, so nothing of it landed, and every caller acts only after its write
+ * (the door moves after its event), so nothing acted on it either. The client is told so with a
+ * stable code rather than `internal_error`, and the hub's listener logs it.
+ *
+ * After such a failure LevelDB must not append to the same log again: its log writer has counted
+ * the failed record as written, so every later record is misaligned and dropped when the log is
+ * replayed at the next start (measured: an opening acknowledged after a full disk was freed was
+ * gone after a restart). So the store refuses writes until it has reopened the database, which
+ * replays the log and starts a new one, and it tries that only once there is room for it.
+ *
  * Every write to a protected sublevel goes through `commit`, which updates the integrity seal
- * (store-seal.ts) in the same batch; `protect` checks the whole seal at start. Writes are
+ * (store-seal.ts) in the same batch; `protect` checks the whole seal at start. Commits are
  * serialised, since each seal update reads what the previous one wrote.
  */
 import { mkdirSync } from "node:fs";
+import { statfs } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Level } from "level";
 import { IqError } from "./errors.js";
@@ -16,7 +28,7 @@ import { emptyDigest, StoreSealKeys, type SealRecord, type SublevelDigest } from
 type Json = unknown;
 export type Sublevel = ReturnType<Level<string, Json>["sublevel"]>;
 /** What callers may do with a sublevel directly: read. Writes go through `commit`. */
-export type ReadOnlySublevel = Pick<Sublevel, "get" | "getMany" | "keys" | "values" | "iterator">;
+export type ReadOnlySublevel = Pick<Sublevel, "get" | "getMany" | "getSync" | "keys" | "values" | "iterator">;
 
 /** Names of the sublevels; factory reset wipes those not listed in KEPT_ON_RESET. */
 export const SUBLEVELS = ["meta", "secrets", "users", "apps", "events", "outbox", "lockout", "webbudget", "seal"] as const;
@@ -42,14 +54,27 @@ export const KEPT_ON_RESET: readonly SublevelName[] = ["events", "outbox"];
 
 const SYNC = { sync: true } as const;
 
+/**
+ * Free space needed before the store reopens after a failed write: reopening writes the replayed
+ * log out as a table and starts a new log and manifest. LevelDB's write buffer is 4 MiB, but the
+ * hub's log between two opens is a few hundred KiB at most (events are small and trimmed).
+ */
+export const REOPEN_MIN_FREE_BYTES = 1024 * 1024;
+
 export type StoreOp =
   | { type: "put"; in: SublevelName; key: string; value: Json }
   | { type: "del"; in: SublevelName; key: string };
+
+/** Told of every failed write, with LevelDB's own error (which names the file and the errno). */
+export type WriteFailureListener = (error: unknown) => void;
 
 export class Store {
   /** The seal's keys, the current digests and the stored seal, once `protect` has checked them. */
   private sealing: { keys: StoreSealKeys; digests: Map<string, SublevelDigest>; record: SealRecord } | undefined;
   private writes: Promise<unknown> = Promise.resolve();
+  private writeFailure: WriteFailureListener | undefined;
+  /** A write failed: nothing more is written through this handle of the database (see above). */
+  private reopenNeeded = false;
 
   private constructor(
     private readonly db: Level<string, Json>,
@@ -79,13 +104,17 @@ export class Store {
     const levels = Object.fromEntries(
       SUBLEVELS.map((name) => [name, db.sublevel<string, Json>(name, { valueEncoding: "json" })]),
     ) as Record<SublevelName, Sublevel>;
-    // A new sublevel opens itself a tick later; get() reads synchronously and must not find it still opening.
-    await Promise.all(Object.values(levels).map((level) => level.open()));
+    await openSublevels(levels);
     return new Store(db, dir, levels);
   }
 
   sublevel(name: SublevelName): ReadOnlySublevel {
     return this.levels[name];
+  }
+
+  /** One listener (the hub's log); a later call replaces it. */
+  onWriteFailure(listener: WriteFailureListener): void {
+    this.writeFailure = listener;
   }
 
   /**
@@ -113,7 +142,7 @@ export class Store {
     const stored = await this.levels.seal.get(SEAL_KEY);
     const record = keys.seal(digests);
     if (stored === undefined && records === 0) {
-      await this.db.batch([{ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: record }], SYNC);
+      await this.writing(() => this.db.batch([{ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: record }], SYNC));
     } else {
       const findings = keys.differences(digests, stored);
       if (findings.length > 0) throw tampered(this.dir, findings);
@@ -122,7 +151,7 @@ export class Store {
     return { records };
   }
 
-  /** Writes and deletes across sublevels, atomically and synced to disk, with the seal's update. */
+  /** Writes and deletes across sublevels, atomically and synced to disk with the seal's update; all or nothing. */
   commit(ops: readonly StoreOp[]): Promise<void> {
     const result = this.writes.then(() => this.write(ops));
     this.writes = result.catch(() => undefined);
@@ -136,8 +165,10 @@ export class Store {
    * thread wake-ups (docs/performance.md). Still a promise: callers need not know, and a failed
    * read rejects like an asynchronous one.
    */
-  get<T>(name: SublevelName, key: string): Promise<T | undefined> {
-    return new Promise((resolve) => resolve(this.levels[name].getSync(key) as T | undefined));
+  async get<T>(name: SublevelName, key: string): Promise<T | undefined> {
+    // A reopen that failed halfway left the database closed: every request's first read retries it.
+    if (this.reopenNeeded && this.db.status === "closed") await this.reopen();
+    return this.levels[name].getSync(key) as T | undefined;
   }
 
   async put(name: SublevelName, key: string, value: Json): Promise<void> {
@@ -154,12 +185,12 @@ export class Store {
    * by seq). No fsync to compete with the next request's.
    */
   async forget(name: UnsealedName, keys: readonly string[]): Promise<void> {
-    await this.db.batch(keys.map((key) => ({ type: "del" as const, sublevel: this.levels[name], key })));
+    await this.writing(() => this.db.batch(keys.map((key) => ({ type: "del" as const, sublevel: this.levels[name], key }))));
   }
 
-  /** Drops a range of the audit trail (its oldest events), unsynced like `forget`. */
-  async trim(name: UnsealedName, range: { lte: string }): Promise<void> {
-    await this.levels[name].clear(range);
+  /** Deletes a range of keys (trimming the audit log): several batches, each atomic. */
+  async clearRange(name: UnsealedName, range: { lte: string }): Promise<void> {
+    await this.writing(() => this.levels[name].clear(range));
   }
 
   /** Whether anything the seal would cover is on disk: a store, not a fresh directory. */
@@ -171,6 +202,48 @@ export class Store {
   }
 
   /**
+   * Throws `storage_failed` unless writes go through now (after a failed write: once reopened).
+   * For a check whose failure must be written, before it is made: a wrong PIN that could not be
+   * counted must not be told apart from a right one.
+   */
+  async requireWritable(): Promise<void> {
+    if (this.reopenNeeded && !(await this.reopen())) throw this.storageFailed();
+  }
+
+  private async writing(write: () => Promise<void>): Promise<void> {
+    await this.requireWritable();
+    try {
+      await write();
+    } catch (error) {
+      // Closing under a write is a shutdown, not a disk problem: let it pass as it is.
+      if (this.db.status !== "open") throw error;
+      this.reopenNeeded = true;
+      this.writeFailure?.(error);
+      throw this.storageFailed();
+    }
+  }
+
+  /** Reopens the database once there is room (true: writable again). */
+  private async reopen(): Promise<boolean> {
+    const { bavail, bsize } = await statfs(this.dir);
+    if (bavail * bsize < REOPEN_MIN_FREE_BYTES) return false;
+    try {
+      if (this.db.status === "open") await this.db.close();
+      await this.db.open();
+      await openSublevels(this.levels);
+    } catch (error) {
+      this.writeFailure?.(error);
+      return false;
+    }
+    this.reopenNeeded = false;
+    return true;
+  }
+
+  private storageFailed(): IqError {
+    return new IqError("storage_failed", "the IQ cannot write to its storage (disk full or read-only?): nothing was done; its log has the details", { dir: this.dir });
+  }
+
+  /**
    * Wipes every sublevel but the audit trail: the store half of a factory reset. The seal goes
    * with them; the next `protect`, under the new device key, starts an empty one.
    */
@@ -178,7 +251,7 @@ export class Store {
     await this.writes;
     this.sealing = undefined;
     for (const name of SUBLEVELS) {
-      if (!KEPT_ON_RESET.includes(name)) await this.levels[name].clear();
+      if (!KEPT_ON_RESET.includes(name)) await this.writing(() => this.levels[name].clear());
     }
   }
 
@@ -192,6 +265,8 @@ export class Store {
    */
   private async write(ops: readonly StoreOp[]): Promise<void> {
     const sealed = ops.filter((op): op is StoreOp & { in: ProtectedName } => isProtected(op.in));
+    // Reopened first if a write failed before: the seal's update reads the records it replaces.
+    await this.requireWritable();
     const update = sealed.length > 0 ? this.sealUpdate(sealed) : undefined;
     const batch = ops.map((op) =>
       op.type === "put"
@@ -201,7 +276,7 @@ export class Store {
     if (update !== undefined) {
       batch.push({ type: "put", sublevel: this.levels.seal, key: SEAL_KEY, value: JSON.stringify(update.record), valueEncoding: "utf8" });
     }
-    await this.db.batch(batch, SYNC);
+    await this.writing(() => this.db.batch(batch, SYNC));
     if (update === undefined) return;
     for (const [name, digest] of update.changed) update.sealing.digests.set(name, digest);
     update.sealing.record = update.record;
@@ -236,6 +311,11 @@ export class Store {
     }
     return { sealing, changed, record: sealing.keys.seal(changed, sealing.record) };
   }
+}
+
+/** A sublevel opens itself a tick after its database; get() reads synchronously and must not find it still opening. */
+async function openSublevels(levels: Record<SublevelName, Sublevel>): Promise<void> {
+  await Promise.all(Object.values(levels).map((level) => level.open()));
 }
 
 function isProtected(name: SublevelName): name is ProtectedName {
