@@ -19,6 +19,12 @@ import { Store } from "./store.js";
 
 /** Exit status for a configuration error (sysexits EX_CONFIG); the unit does not restart on it. */
 const EXIT_CONFIG = 78;
+/**
+ * Exit status for state this hub must not run on (sysexits EX_DATAERR): a store that fails its
+ * integrity seal, a card in another board. Restarting cannot fix either; the unit does not.
+ */
+const EXIT_UNTRUSTED_STATE = 65;
+const UNTRUSTED_STATE: ReadonlySet<string> = new Set(["store_tampered", "device_key_wrong_board", "device_key_otp_unavailable"]);
 /** After SIGTERM the relay is locked at once; the rest must finish within this or we exit anyway. */
 const SHUTDOWN_GRACE_MS = 1_500;
 
@@ -92,7 +98,7 @@ async function main(): Promise<void> {
     // The LED is left red on purpose: the kernel keeps driving it after we exit.
     attempt(() => hub.led.show(LED_TABLE.error));
     // A bad TLS file or the like is a configuration error: systemd must not restart into it.
-    process.exit(error instanceof ConfigError ? EXIT_CONFIG : 1);
+    process.exit(error instanceof ConfigError ? EXIT_CONFIG : error instanceof IqError && UNTRUSTED_STATE.has(error.code) ? EXIT_UNTRUSTED_STATE : 1);
   };
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
