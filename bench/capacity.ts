@@ -1,0 +1,78 @@
+/**
+ * Does an opening slow down as the IQ fills up? App openings per second with about 10 users
+ * stored, then with 10,000, on the same IQ. Adding 10,000 users through the broker would take
+ * minutes (each is a sealed command, then an activation metered at 5 a second), so the hub is
+ * stopped and its own state directory is filled in this process with the firmware's own classes —
+ * Store, SecretStore under the IQ's device key, Users — on the paths the hub takes when the Owner
+ * adds a user (Users.add) and the user's phone activates (Users.addApp): the records are exactly
+ * the hub's. Then the same hub is started again on that state and timed again.
+ */
+import { randomBytes } from "node:crypto";
+import { deviceKeyFile, readDeviceKey } from "../firmware/device-key.js";
+import { SecretStore } from "../firmware/secret-store.js";
+import { Store } from "../firmware/store.js";
+import { Users } from "../firmware/users.js";
+import { durations, progress, type Results } from "./measure.js";
+import { IQ_ID, OWNER_PIN, type ActivatedUser, type Site } from "./site.js";
+
+/** The Owner, the measuring user and these: about 10 users stored. */
+const OTHER_USERS = 8;
+const STORED_USERS = 10_000;
+const OPENS = 400;
+const WARMUP = 50;
+/** Users written at once: LevelDB groups concurrent synced writes into fewer fsyncs. */
+const FILL_CONCURRENCY = 64;
+
+/** Sequential app openings per second, as the app sees them. */
+async function opensPerSecond(user: ActivatedUser): Promise<number> {
+  const samples = await durations(() => user.phone.open(IQ_ID, user.pin), OPENS, WARMUP);
+  return (OPENS * 1000) / samples.reduce((sum, ms) => sum + ms, 0);
+}
+
+/** One stored user with one activated phone, written as the hub writes them. */
+async function storeUser(users: Users, n: number): Promise<void> {
+  const { user, initialPin } = await users.add(`Stored user ${n}`, "user");
+  const key = () => randomBytes(32).toString("base64url");
+  const app = { appId: `app-${randomBytes(9).toString("base64url")}`, userId: user.userId, codeKey: key(), messageKey: key(), codeCounter: 0, activatedAt: new Date().toISOString() };
+  await users.addApp(app, { pin: initialPin, pending: true });
+}
+
+/** Adds users to the stopped hub's state until it holds `total`. */
+async function fillState(stateDir: string, total: number): Promise<void> {
+  const deviceKey = await readDeviceKey(deviceKeyFile(stateDir));
+  if (deviceKey === undefined) throw new Error(`no device key in ${stateDir}: the hub was not claimed?`);
+  const store = await Store.open(stateDir);
+  const secrets = new SecretStore(store, deviceKey);
+  deviceKey.fill(0);
+  try {
+    const users = new Users(store, secrets);
+    const started = performance.now();
+    for (let n = (await users.list()).length; n < total; ) {
+      const batch = Math.min(FILL_CONCURRENCY, total - n);
+      await Promise.all(Array.from({ length: batch }, (_, i) => storeUser(users, n + i)));
+      n += batch;
+    }
+    progress(`stored ${total} users in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    secrets.close();
+    await store.close();
+  }
+}
+
+export async function measureCapacity(site: Site, results: Results): Promise<void> {
+  const owner = (await site.claimed()).app;
+  for (let i = 0; i < OTHER_USERS; i++) await owner.addUser({ iqId: IQ_ID, pin: OWNER_PIN, name: `Other ${i}`, role: "user" });
+  const user = await site.addActivatedUser("measured");
+  const few = (await owner.listUsers({ iqId: IQ_ID, pin: OWNER_PIN })).users.length;
+  const withFew = await opensPerSecond(user);
+  await site.restartHub((stateDir) => fillState(stateDir, STORED_USERS));
+  const withMany = await opensPerSecond(user);
+  results.set("validate_ratio_10k_vs_10_users", {
+    value: withMany / withFew,
+    opens_per_s_few: withFew,
+    users_few: few,
+    opens_per_s_many: withMany,
+    users_many: STORED_USERS,
+    opens_each: OPENS,
+  });
+}
