@@ -31,7 +31,7 @@ export async function measureBle(results: Results): Promise<void> {
   let bus: TestBus | undefined;
   let bluez: FakeBluez | undefined;
   let hub: Watched | undefined;
-  const client = new BleRequester({ adapter: CENTRAL.name });
+  let client: BleRequester | undefined;
   // node-ble reads the bus address from the environment when it connects.
   const previous = process.env.DBUS_SYSTEM_BUS_ADDRESS;
   try {
@@ -41,6 +41,7 @@ export async function measureBle(results: Results): Promise<void> {
     // No broker: BLE alone (the hub's embedded broker idles on a port of its own).
     hub = spawnHub({ embeddedPort: await freePort() }, { DBUS_SYSTEM_BUS_ADDRESS: bus.address, IQ_HUB_BLE__ENABLED: "true" });
     await hub.waitForLine(/BLE up/, START_TIMEOUT_MS);
+    client = new BleRequester({ adapter: CENTRAL.name });
     const wire = new WireStopwatch(client);
     const owner = new TimedApp(new Companion({ profile: Profile.at({ home, name: "owner" }), client: wire }), wire);
     const setupSecret = readFileSync(join(hubStateDir(hub.dir!), "setup-secret"), "utf8").trim();
@@ -49,7 +50,7 @@ export async function measureBle(results: Results): Promise<void> {
     await durations(async () => samples.push(await owner.open(IQ_ID, OWNER_PIN)), OPENS, WARMUP);
     results.set("ble_open_rtt_ms", { ...percentiles(samples.slice(WARMUP)), mtu: CENTRAL.mtu });
   } finally {
-    await client.close();
+    await client?.close();
     await hub?.stop();
     bluez?.stop();
     await bus?.stop();

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { deviceKeyFile, readDeviceKey } from "../firmware/device-key.js";
 import { SecretStore } from "../firmware/secret-store.js";
-import { Store } from "../firmware/store.js";
+import { Store, type StoreOp } from "../firmware/store.js";
 import { Users } from "../firmware/users.js";
 import { durations, progress, type Results } from "./measure.js";
 import { IQ_ID, OWNER_PIN, type ActivatedUser, type Site } from "./site.js";
@@ -20,8 +20,8 @@ const OTHER_USERS = 8;
 const STORED_USERS = 10_000;
 const OPENS = 400;
 const WARMUP = 50;
-/** Users written at once: LevelDB groups concurrent synced writes into fewer fsyncs. */
-const FILL_CONCURRENCY = 64;
+/** Users gathered into one synced batch (see fillState). */
+const USERS_PER_BATCH = 500;
 
 /** Sequential app openings per second, as the app sees them. */
 async function opensPerSecond(user: ActivatedUser): Promise<number> {
@@ -29,12 +29,36 @@ async function opensPerSecond(user: ActivatedUser): Promise<number> {
   return (OPENS * 1000) / samples.reduce((sum, ms) => sum + ms, 0);
 }
 
-/** One stored user with one activated phone, written as the hub writes them. */
+/** One stored user with one activated phone: the two writes the hub makes (user.add, then the activation). */
 async function storeUser(users: Users, n: number): Promise<void> {
-  const { user, initialPin } = await users.add(`Stored user ${n}`, "user");
+  const { user, initialPin } = await users.add(`stored-${n}`, "user");
   const key = () => randomBytes(32).toString("base64url");
   const app = { appId: `app-${randomBytes(9).toString("base64url")}`, userId: user.userId, codeKey: key(), messageKey: key(), codeCounter: 0, activatedAt: new Date().toISOString() };
   await users.addApp(app, { pin: initialPin, pending: true });
+}
+
+/**
+ * The store as Users sees it, except that its synced batches are gathered instead of written:
+ * the hub's records exactly, committed USERS_PER_BATCH users at a time by the caller, since one
+ * fsync per write would make 10,000 users take a minute here.
+ */
+function gathering(store: Store): { store: Store; take(): StoreOp[] } {
+  let ops: StoreOp[] = [];
+  const commit = (batch: readonly StoreOp[]): Promise<void> => {
+    ops.push(...batch);
+    return Promise.resolve();
+  };
+  const gathered = new Proxy(store, {
+    get: (target, property, receiver) => (property === "commit" ? commit : (Reflect.get(target, property, receiver) as unknown)),
+  });
+  return {
+    store: gathered,
+    take: () => {
+      const taken = ops;
+      ops = [];
+      return taken;
+    },
+  };
 }
 
 /** Adds users to the stopped hub's state until it holds `total`. */
@@ -45,12 +69,14 @@ async function fillState(stateDir: string, total: number): Promise<void> {
   const secrets = new SecretStore(store, deviceKey);
   deviceKey.fill(0);
   try {
-    const users = new Users(store, secrets);
+    const batches = gathering(store);
+    const users = new Users(batches.store, secrets);
     const started = performance.now();
     for (let n = (await users.list()).length; n < total; ) {
-      const batch = Math.min(FILL_CONCURRENCY, total - n);
-      await Promise.all(Array.from({ length: batch }, (_, i) => storeUser(users, n + i)));
-      n += batch;
+      const count = Math.min(USERS_PER_BATCH, total - n);
+      for (let i = 0; i < count; i++) await storeUser(users, n + i);
+      await store.commit(batches.take());
+      n += count;
     }
     progress(`stored ${total} users in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
@@ -61,7 +87,7 @@ async function fillState(stateDir: string, total: number): Promise<void> {
 
 export async function measureCapacity(site: Site, results: Results): Promise<void> {
   const owner = (await site.claimed()).app;
-  for (let i = 0; i < OTHER_USERS; i++) await owner.addUser({ iqId: IQ_ID, pin: OWNER_PIN, name: `Other ${i}`, role: "user" });
+  for (let i = 0; i < OTHER_USERS; i++) await owner.addUser({ iqId: IQ_ID, pin: OWNER_PIN, name: `other-${i}`, role: "user" });
   const user = await site.addActivatedUser("measured");
   const few = (await owner.listUsers({ iqId: IQ_ID, pin: OWNER_PIN })).users.length;
   const withFew = await opensPerSecond(user);

@@ -30,7 +30,7 @@ const PACE_MS = 100;
 /** After the IQ is claimed: USERS activations, timed as the app sees them. */
 async function activateUsers(site: Site, results: Results): Promise<ActivatedUser[]> {
   const users: ActivatedUser[] = [];
-  for (let i = 0; i < USERS; i++) users.push(await site.addActivatedUser(`User ${i}`));
+  for (let i = 0; i < USERS; i++) users.push(await site.addActivatedUser(`user-${i}`));
   results.set("activation_ms", percentiles(users.map((user) => user.activationMs)));
   return users;
 }
