@@ -23,8 +23,8 @@ const at_least = (stat: Target["stat"], limit: number): Target => ({ stat, rule:
 
 export const METRICS = {
   // ── The floors: what no hub can beat on this machine and broker ─────────────────────────────
-  mqtt_echo_rtt_ms: { unit: "ms", about: "QoS 1 request → broker → echo client → broker → requester" },
-  durable_write_ms: { unit: "ms", about: "one synced LevelDB batch (event + outbox copy + counter) in os.tmpdir()" },
+  mqtt_echo_rtt_ms: { unit: "ms", about: "QoS 1 request → broker → echo client → broker → requester, sampled between the app opens" },
+  durable_write_ms: { unit: "ms", about: "one synced LevelDB batch (event + outbox copy + counter) in os.tmpdir(), sampled between the app opens" },
   // ── What a person waits for ─────────────────────────────────────────────────────────────────
   app_open_rtt_ms: { unit: "ms", about: "PIN-sealed app open: request published → verified answer", target: at_most("p99", 5) },
   open_overhead_ratio_p50: {

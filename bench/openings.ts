@@ -9,6 +9,7 @@
  * instead of idling a second before each.
  */
 import { RateLimiter } from "../firmware/rate-limit.js";
+import type { Floors } from "./floors.js";
 import { percentiles, sleep, type Results } from "./measure.js";
 import { IQ_ID, type ActivatedUser, type Site } from "./site.js";
 import type { TimedApp } from "./stopwatch.js";
@@ -26,6 +27,8 @@ const RSS_MIDPOINT = APP_OPENS / 2;
  */
 const WEB_CODE_MIRROR = { capacity: 20, refillPerSecond: 0.9 };
 const PACE_MS = 100;
+/** The floors are sampled after every this many app openings (1,000 samples of each). */
+const FLOOR_EVERY = 10;
 
 /** After the IQ is claimed: USERS activations, timed as the app sees them. */
 async function activateUsers(site: Site, results: Results): Promise<ActivatedUser[]> {
@@ -56,7 +59,11 @@ function remoteOpenings(users: readonly ActivatedUser[]) {
   };
 }
 
-export async function measureOpenings(site: Site, results: Results): Promise<ActivatedUser> {
+/**
+ * Activations, then 10,000 app openings with the remote openings and the floors slipped in
+ * between them; returns the measuring user for what follows.
+ */
+export async function measureOpenings(site: Site, floors: Floors, results: Results): Promise<ActivatedUser> {
   const users = await activateUsers(site, results);
   const relay = (await site.addActivatedUser("cloud", "relay")).phone;
   const remote = remoteOpenings(users);
@@ -67,6 +74,7 @@ export async function measureOpenings(site: Site, results: Results): Promise<Act
   while (appSamples.length < APP_OPENS) {
     appSamples.push(await me.phone.open(IQ_ID, me.pin));
     await remote.tryOne(relay);
+    if (appSamples.length % FLOOR_EVERY === 0) await floors.sample();
     if (appSamples.length === RSS_MIDPOINT) rssMid = site.hub.rssMiB();
   }
   const rss = site.hub.rssMiB();
