@@ -108,7 +108,7 @@ export function toTable(info: RunInfo, judged: Judged): string {
     const spec = METRICS[key];
     const target: Target | undefined = "target" in spec ? spec.target : undefined;
     const verdict = target === undefined ? undefined : judged.targets[targetName(key, target)];
-    const judgedAs = target === undefined ? "" : `${target.stat} ${target.rule === "<=" ? "≤" : "≥"} ${formatNumber(target.limit)}`;
+    const judgedAs = target === undefined ? "" : `${target.stat === "value" ? "" : `${target.stat} `}${target.rule === "<=" ? "≤" : "≥"} ${target.limit.toLocaleString("en-US")}`;
     const mark = verdict === undefined ? "" : verdict.pass === null ? "—" : verdict.pass ? "PASS" : "FAIL";
     return [key, formatFigures(key, judged.metrics[key]!), judgedAs, mark];
   });
