@@ -79,7 +79,7 @@ export async function measureOpenings(site: Site, floors: Floors, results: Resul
   }
   const rss = site.hub.rssMiB();
   results.set("app_open_rtt_ms", percentiles(appSamples));
-  results.set("rss_mb", { value: rss, unit_note: "MiB (VmRSS / 1024)", after_opens: APP_OPENS + WARMUP + remote.samples.length, at_5000: rssMid });
+  results.set("rss_mb", { value: rss, after_opens: APP_OPENS + WARMUP + remote.samples.length, at_5000: rssMid });
   results.set("rss_growth_mb", { value: rss - rssMid, from_opens: RSS_MIDPOINT, to_opens: APP_OPENS });
   // The Codes the app openings left no time for, each waiting for the IQ's next token.
   while (remote.left > 0) if (!(await remote.tryOne(relay))) await sleep(PACE_MS);
