@@ -5,18 +5,25 @@
  * stopped and its own state directory is filled in this process with the firmware's own classes —
  * Store, SecretStore under the IQ's device key, Users — on the paths the hub takes when the Owner
  * adds a user (Users.add) and the user's phone activates (Users.addApp): the records are exactly
- * the hub's. Then the same hub is started again on that state and timed again.
+ * the hub's. Then the same hub is started again on that state and timed again; a few web openings
+ * through the relay, before and after, show whether a Code check (which reads all the user's apps)
+ * feels the full store.
  */
 import { randomBytes } from "node:crypto";
 import { deviceKeyFile, readDeviceKey } from "../firmware/device-key.js";
 import { SecretStore } from "../firmware/secret-store.js";
 import { Store, type StoreOp } from "../firmware/store.js";
 import { Users } from "../firmware/users.js";
-import { durations, progress, type Results } from "./measure.js";
+import { durations, percentiles, progress, type Results } from "./measure.js";
 import { IQ_ID, OWNER_PIN, type ActivatedUser, type Site } from "./site.js";
+import type { TimedApp } from "./stopwatch.js";
 
-/** The Owner, the measuring user and these: about 10 users stored. */
-const OTHER_USERS = 8;
+/**
+ * The Owner, the web relay, the measuring user and these: 10 users stored. Each passes on one
+ * Code through the relay before the IQ fills up and one after: a Code check reads all the user's
+ * apps, which is where a full IQ could show (a handful of samples: a p50 to look at, not judged).
+ */
+const OTHER_USERS = 7;
 const STORED_USERS = 10_000;
 const OPENS = 400;
 const WARMUP = 50;
@@ -85,14 +92,28 @@ async function fillState(stateDir: string, total: number): Promise<void> {
   }
 }
 
+/** One web opening per user through the relay, each Code made just before it is passed on. */
+async function remoteOpenings(relay: TimedApp, users: readonly ActivatedUser[]): Promise<number[]> {
+  const samples: number[] = [];
+  for (const user of users) {
+    const { code } = await user.phone.app.code({ iqId: IQ_ID, pin: user.pin });
+    samples.push(await relay.webOpen(IQ_ID, user.userId, code));
+  }
+  return samples;
+}
+
 export async function measureCapacity(site: Site, results: Results): Promise<void> {
   const owner = (await site.claimed()).app;
-  for (let i = 0; i < OTHER_USERS; i++) await owner.addUser({ iqId: IQ_ID, pin: OWNER_PIN, name: `other-${i}`, role: "user" });
+  const relay = (await site.addActivatedUser("cloud", "relay")).phone;
+  const others: ActivatedUser[] = [];
+  for (let i = 0; i < OTHER_USERS; i++) others.push(await site.addActivatedUser(`other-${i}`));
   const user = await site.addActivatedUser("measured");
   const few = (await owner.listUsers({ iqId: IQ_ID, pin: OWNER_PIN })).users.length;
   const withFew = await opensPerSecond(user);
+  const remoteFew = percentiles(await remoteOpenings(relay, others));
   await site.restartHub((stateDir) => fillState(stateDir, STORED_USERS));
   const withMany = await opensPerSecond(user);
+  const remoteMany = percentiles(await remoteOpenings(relay, others));
   results.set("validate_ratio_10k_vs_10_users", {
     value: withMany / withFew,
     opens_per_s_few: withFew,
@@ -101,4 +122,5 @@ export async function measureCapacity(site: Site, results: Results): Promise<voi
     users_many: STORED_USERS,
     opens_each: OPENS,
   });
+  results.set("remote_open_10k_users_ms", { p50: remoteMany.p50, n: remoteMany.n, p50_with_10_users: remoteFew.p50 });
 }

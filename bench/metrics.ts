@@ -45,6 +45,7 @@ export const METRICS = {
   // ── Unjudged, kept because they explain the figures above ────────────────────────────────────
   cpace_in_process_ms: { unit: "ms", about: "in process: one activation's CPace, both parties (what activation_ms cannot go below)" },
   sealed_command_in_process_per_s: { unit: "/s", about: "in process: seal, MAC, open and answer one sealed command (both ends of an app open)" },
+  remote_open_10k_users_ms: { unit: "ms", about: "web open via the relay with 10,000 users (each with an app) stored; p50_with_10_users beside it" },
   hub_exit_ms: { unit: "ms", about: "SIGTERM → hub process exited (systemd waits for it)" },
 } as const satisfies Record<string, MetricSpec>;
 

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
         }
       },
     );
-    await results.section("capacity: app opens with 10 users, then 10,000", ["validate_ratio_10k_vs_10_users"], async () => {
+    await results.section("capacity: app opens with 10 users, then 10,000", ["validate_ratio_10k_vs_10_users", "remote_open_10k_users_ms"], async () => {
       const site = await Site.start(broker);
       try {
         await measureCapacity(site, results);
