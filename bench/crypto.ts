@@ -64,7 +64,7 @@ function sealedCommands(budgetMs: number): { value: number; n: number } {
     const requestId = `r-${n++}`;
     const sealed = sealCommand({ ...context, requestId, iqStaticKey: iq.publicKey, payload });
     if (!checkCommandMac({ ...context, requestId, ...sealed })) throw new Error("bench: the MAC did not check");
-    const opened = openCommand({ ...context, requestId, iqStaticSecret: iq.secretKey, epk: sealed.epk, box: sealed.box });
+    const opened = openCommand({ ...context, requestId, iqStatic: iq, epk: sealed.epk, box: sealed.box });
     sealAnswer({ ...context, requestId, answerKey: opened.answerKey, payload });
   }, budgetMs);
 }

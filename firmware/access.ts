@@ -77,7 +77,7 @@ export class Access {
     return { lock, officeMode: on };
   }
 
-  /** Every lock to its safe state (factory reset). */
+  /** Every lock to its safe state (factory reset; a store that cannot record what a door does). */
   lockAll(): void {
     this.epoch += 1;
     this.office.clear();

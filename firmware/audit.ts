@@ -30,9 +30,19 @@ export const seqKey = (seq: number): string => String(seq).padStart(SEQ_DIGITS, 
 
 export type AuditListener = (event: AuditEvent) => void;
 
+/** How long acknowledged events may wait in the outbox for an event's batch to delete them. */
+const FORGET_AFTER_MS = 1_000;
+
 export class Audit {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<AuditListener>();
+  /**
+   * Outbox keys of events the broker has acknowledged but that are still on disk. Their deletes
+   * ride in the next event's synced batch (an opening then costs one LevelDB write, not two), or
+   * go on their own after FORGET_AFTER_MS. Lost in a crash, they are only sent once more.
+   */
+  private readonly acknowledged = new Set<string>();
+  private forgetTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly store: Store,
@@ -43,7 +53,11 @@ export class Audit {
 
   static async open(store: Store, maxEvents: number, now: () => number = Date.now): Promise<Audit> {
     const [last] = await store.sublevel("events").keys({ reverse: true, limit: 1 }).all();
-    return new Audit(store, maxEvents, now, last === undefined ? 0 : Number(last));
+    const lastSeq = last === undefined ? 0 : Number(last);
+    // Whatever a smaller maxEvents leaves over; from here on each append keeps the size. A trim that
+    // fails (disk full) is no reason not to start: the log is only longer than asked.
+    if (lastSeq > maxEvents) await store.clearRange("events", { lte: seqKey(lastSeq - maxEvents) }).catch(() => undefined);
+    return new Audit(store, maxEvents, now, lastSeq);
   }
 
   /**
@@ -78,27 +92,43 @@ export class Audit {
 
   /** Events not yet acknowledged by the broker, oldest first. */
   async pending(limit = 100): Promise<AuditEvent[]> {
-    return (await this.store.sublevel("outbox").values({ limit }).all()) as AuditEvent[];
+    const head = (await this.store.sublevel("outbox").values({ limit: limit + this.acknowledged.size }).all()) as AuditEvent[];
+    return head.filter((event) => !this.acknowledged.has(seqKey(event.seq))).slice(0, limit);
   }
 
-  /** The broker has the event: it leaves the outbox (unsynced: lost in a power cut, it is sent again). */
-  async acknowledge(seq: number): Promise<void> {
-    await this.store.forget("outbox", seqKey(seq));
+  /** The broker has the event: it leaves the outbox, with the next event or within a second (unsynced either way). */
+  acknowledge(seq: number): void {
+    this.acknowledged.add(seqKey(seq));
+    this.forgetTimer ??= setTimeout(() => void this.forgetAcknowledged(), FORGET_AFTER_MS).unref();
+  }
+
+  private async forgetAcknowledged(): Promise<void> {
+    this.forgetTimer = undefined;
+    const keys = [...this.acknowledged];
+    try {
+      await this.store.forget("outbox", keys);
+      for (const key of keys) this.acknowledged.delete(key);
+    } catch {
+      // A closed or failing store: the keys stay, for the next event's batch or the next start.
+    }
   }
 
   private async append(input: AuditEventInput, alongside: readonly StoreOp[]): Promise<AuditEvent> {
     const seq = this.lastSeq + 1;
     const event: AuditEvent = { seq, at: new Date(this.now()).toISOString(), ...input };
     const key = seqKey(seq);
+    const forgotten = [...this.acknowledged];
     await this.store.commit([
       { type: "put", in: "events", key, value: event },
       { type: "put", in: "outbox", key, value: event },
       ...alongside,
+      ...forgotten.map((done) => ({ type: "del" as const, in: "outbox" as const, key: done })),
+      // One in, one out: the log stays at maxEvents without a write of its own (open() trims the
+      // rest once). The outbox keeps its own copy, so trimming never drops an undelivered event.
+      ...(seq > this.maxEvents ? [{ type: "del" as const, in: "events" as const, key: seqKey(seq - this.maxEvents) }] : []),
     ]);
+    for (const done of forgotten) this.acknowledged.delete(done);
     this.lastSeq = seq;
-    // The outbox keeps its own copy, so trimming the log never drops an undelivered event.
-    const trimmed = seq - this.maxEvents;
-    if (trimmed > 0) await this.store.sublevel("events").clear({ lte: seqKey(trimmed) });
     for (const listener of this.listeners) {
       try {
         listener(event);

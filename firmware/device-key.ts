@@ -7,14 +7,30 @@
  * The file must be readable by the hub's user only. A key that others could read may already
  * have been copied, so the hub refuses it rather than quietly fixing the mode: the person who
  * fixes it with chmod also learns that it happened.
+ *
+ * On a board with a customer OTP private key (hal/otp-key.ts) the file holds the key wrapped with
+ * it (device-key-wrap.ts): `otp-wrapped`. Elsewhere it holds the key itself: `file-only`. A plain
+ * key found on a board that has an OTP key is wrapped in place at the next start.
  */
 import { randomBytes, randomFillSync } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { dirname, join } from "node:path";
+import type { OtpKeyReading } from "../hal/otp-key.js";
+import { isWrapped, unwrapDeviceKey, wrapDeviceKey, WRAPPED_BYTES } from "./device-key-wrap.js";
 import { IqError } from "./errors.js";
-import { createPrivateFile, syncDirectory, writeSynced } from "./private-file.js";
+import { createPrivateFile, replacePrivateFile, syncDirectory, writeSynced } from "./private-file.js";
 
 export const DEVICE_KEY_BYTES = 32;
+
+/** Which protection the device key has: what `status` and the start-up log say. */
+export type KeyProtection = "otp-wrapped" | "file-only";
+
+export function keyProtection(otp: OtpKeyReading): KeyProtection {
+  return otp.key === undefined ? "file-only" : "otp-wrapped";
+}
+
+/** For callers that have asked no board (tests, tools): the key is kept as a plain file. */
+const NO_OTP: OtpKeyReading = { reason: "no board asked" };
 
 export function deviceKeyFile(stateDir: string): string {
   return join(stateDir, "device.key");
@@ -24,17 +40,50 @@ export function deviceKeyFile(stateDir: string): string {
  * The device key in `file`, created on first use. Whether a missing key on a claimed IQ means
  * "start over" is the caller's decision: see `readDeviceKey`.
  */
-export async function ensureDeviceKey(file: string): Promise<Uint8Array> {
+export async function ensureDeviceKey(file: string, otp: OtpKeyReading = NO_OTP): Promise<Uint8Array> {
   // A key created by someone else between our read and our create is read on the third call.
-  const key = (await readDeviceKey(file)) ?? (await createDeviceKey(file)) ?? (await readDeviceKey(file));
+  const key = (await readDeviceKey(file, otp)) ?? (await createDeviceKey(file, otp)) ?? (await readDeviceKey(file, otp));
   if (key === undefined) {
     throw new IqError("device_key_unavailable", `the device key ${file} vanished while it was being created`, { file });
   }
   return key;
 }
 
-/** The device key in `file`, or undefined when there is no such file. */
-export async function readDeviceKey(file: string): Promise<Uint8Array | undefined> {
+/**
+ * The device key in `file`, or undefined when there is no such file. A wrapped key is opened with
+ * the board's OTP key; a plain one is wrapped now if the board has one.
+ */
+export async function readDeviceKey(file: string, otp: OtpKeyReading = NO_OTP): Promise<Uint8Array | undefined> {
+  const bytes = await readKeyFile(file);
+  if (bytes === undefined || bytes.length === DEVICE_KEY_BYTES) {
+    if (bytes !== undefined && otp.key !== undefined) await wrapInPlace(file, bytes, otp.key);
+    return bytes;
+  }
+  if (!isWrapped(bytes)) throw damaged(file);
+  if (otp.key === undefined) {
+    throw new IqError(
+      "device_key_otp_unavailable",
+      `the device key ${file} is wrapped with a board's OTP key, but no OTP key can be read here (${otp.reason}). ` +
+        `If this is the card's own Pi, let the hub read it (rpi-otp-private-key needs /dev/vcio: group video); ` +
+        `otherwise put the card back into its own Pi`,
+      { file },
+    );
+  }
+  const key = unwrapDeviceKey(bytes, otp.key);
+  if (key === undefined) {
+    throw new IqError(
+      "device_key_wrong_board",
+      `the device key ${file} was wrapped with the OTP key of another board (or the file is damaged): this card was set up on another Pi, ` +
+        `and nothing sealed on it can be opened here. Put the card back into its own Pi; or, to use this Pi, start ` +
+        `over: stop the hub, delete db/ and device.key, start it, claim the IQ and push the Owner's backup back (iq restore)`,
+      { file },
+    );
+  }
+  return key;
+}
+
+/** The file's bytes (a plain or a wrapped key), checked for owner-only access and size. */
+async function readKeyFile(file: string): Promise<Uint8Array | undefined> {
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, "r");
@@ -54,11 +103,11 @@ export async function readDeviceKey(file: string): Promise<Uint8Array | undefine
         { file, mode },
       );
     }
-    if (stat.size !== DEVICE_KEY_BYTES) throw damaged(file);
-    const key = new Uint8Array(DEVICE_KEY_BYTES);
-    const { bytesRead } = await handle.read(key, 0, DEVICE_KEY_BYTES, 0);
-    if (bytesRead !== DEVICE_KEY_BYTES) throw new Error("short read");
-    return key;
+    if (stat.size !== DEVICE_KEY_BYTES && stat.size !== WRAPPED_BYTES) throw damaged(file);
+    const bytes = new Uint8Array(stat.size);
+    const { bytesRead } = await handle.read(bytes, 0, stat.size, 0);
+    if (bytesRead !== stat.size) throw new Error("short read");
+    return bytes;
   } catch (err) {
     throw unavailable(file, err);
   } finally {
@@ -87,16 +136,29 @@ export async function destroyDeviceKey(file: string): Promise<void> {
  * A new key in `file`, or undefined if the file was there first: created, never replaced, since
  * losing a key loses every secret sealed under it (see createPrivateFile).
  */
-async function createDeviceKey(file: string): Promise<Uint8Array | undefined> {
+async function createDeviceKey(file: string, otp: OtpKeyReading): Promise<Uint8Array | undefined> {
   const key = randomFillSync(new Uint8Array(DEVICE_KEY_BYTES));
   try {
-    if (await createPrivateFile(file, key)) return key;
+    if (await createPrivateFile(file, otp.key === undefined ? key : wrapDeviceKey(key, otp.key))) return key;
   } catch (err) {
     key.fill(0);
     throw unavailable(file, err);
   }
   key.fill(0);
   return undefined;
+}
+
+/**
+ * A plain key on a board that has an OTP key: from now on the file holds it wrapped. Replaced in
+ * one rename, so a power cut leaves the plain or the wrapped file, both of which open. (Flash may
+ * keep the old blocks: programming the OTP key before the first start avoids a plain copy.)
+ */
+async function wrapInPlace(file: string, key: Uint8Array, otpKey: Uint8Array): Promise<void> {
+  try {
+    await replacePrivateFile(file, wrapDeviceKey(key, otpKey));
+  } catch (err) {
+    throw unavailable(file, err);
+  }
 }
 
 function errno(err: unknown): string | undefined {
@@ -106,7 +168,7 @@ function errno(err: unknown): string | undefined {
 function damaged(file: string): IqError {
   return new IqError(
     "device_key_invalid",
-    `the device key ${file} is not a file of ${DEVICE_KEY_BYTES} bytes: it is damaged, and the secrets ` +
+    `the device key ${file} is neither a key of ${DEVICE_KEY_BYTES} bytes nor one wrapped with a board's OTP key: it is damaged, and the secrets ` +
       `sealed under it cannot be read; restore it from a backup or factory-reset the IQ`,
     { file },
   );

@@ -14,7 +14,8 @@ import { Access } from "./access.js";
 import { Audit } from "./audit.js";
 import { isClockSynced, TrustedClock } from "./clock.js";
 import type { HubConfig } from "./config.js";
-import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey, readDeviceKey } from "./device-key.js";
+import { destroyDeviceKey, deviceKeyFile, ensureDeviceKey, keyProtection, readDeviceKey, type KeyProtection } from "./device-key.js";
+import { RpiOtpKeyTool, type OtpKeyPort, type OtpKeyReading } from "../hal/otp-key.js";
 import type { IqContext, StatusResult } from "./handler/context.js";
 import { RequestHandler } from "./handler/request-handler.js";
 import { WebBudget } from "./handler/web-budget.js";
@@ -30,7 +31,7 @@ import { SecretStore } from "./secret-store.js";
 import { ensureSetupSecret, readSetupSecret, removeSetupSecretFile, setupSecretDelOp, setupSecretFile } from "./setup-secret.js";
 import type { Store, StoreOp } from "./store.js";
 import { REQUESTS } from "./handler/limits.js";
-import { BleTransport } from "./transports/ble/ble.js";
+import type { BleTransport } from "./transports/ble/ble.js";
 import { MqttTransport } from "./transports/mqtt.js";
 import { Users } from "./users.js";
 import { VERSION } from "./version.js";
@@ -48,6 +49,8 @@ export interface HubOptions {
   checkClockSynced?: () => Promise<boolean>;
   /** The monotonic clock of challenges and pairing tickets (ms); tests inject one to hold a command back. */
   monotonic?: () => number;
+  /** The board's OTP key, which wraps the device key; default: ask `rpi-otp-private-key`. */
+  otpKey?: OtpKeyPort;
 }
 
 /** Keys of the `meta` sublevel. `resetting` marks a factory reset under way (power may fail). */
@@ -91,6 +94,8 @@ export class Hub implements IqContext {
   private resetting: Promise<void> | undefined;
   private statePending = false;
   private released = false;
+  /** Read once at start: a factory reset wraps its new device key with it too. */
+  private otp: OtpKeyReading = { reason: "not read yet" };
 
   /** Claims every output in its safe state at once: the relay is locked before anything can fail. */
   constructor(private readonly options: HubOptions) {
@@ -164,14 +169,33 @@ export class Hub implements IqContext {
   /** Loads keys and state, then leaves "booting" for "unclaimed" (claim window open) or "activated". */
   async start(store: Store): Promise<void> {
     const { config, log } = this.options;
-    const existingKey = await readDeviceKey(this.deviceKeyFile);
-    const iqId = await this.ensureIqId(store);
+    // A full or read-only disk reaches a client only as `storage_failed`; the details go here.
+    // Every door locks (Office Mode ends): no PIN can be checked now (a wrong one could not be
+    // counted), so nobody could switch Office Mode off, and nothing that opens can be recorded.
+    store.onWriteFailure((error) => {
+      log.error("cannot write the store (disk full or read-only?): every door locked; whatever must be recorded is refused (storage_failed) until it can be written again", { dir: store.dir, error });
+      this.access.lockAll();
+    });
+    this.otp = await (this.options.otpKey ?? new RpiOtpKeyTool()).read();
+    const existingKey = await readDeviceKey(this.deviceKeyFile, this.otp);
+    log.info(
+      this.otp.key === undefined
+        ? "device key protection: file-only (a copy of the whole card opens it; see README, Binding the keys to the board)"
+        : "device key protection: otp-wrapped (a copy of the card opens nothing on another board)",
+      { keyProtection: this.keyProtection, ...(this.otp.reason !== undefined && { otp: this.otp.reason }) },
+    );
+    // Without its key nothing in the store can be read or checked: start over, keeping the id.
+    const keyLost = existingKey === undefined && (await store.holdsProtected());
+    const previousId = keyLost ? await this.forgetUnreadable(store) : undefined;
+    const deviceKey = existingKey ?? (await ensureDeviceKey(this.deviceKeyFile, this.otp));
+    await this.protectStore(store, deviceKey);
+    const iqId = await this.ensureIqId(store, previousId);
     this.running = {
       store,
       audit: await Audit.open(store, config.audit.maxEvents, this.now),
       lockout: new Lockout(store, this.now),
       iqId,
-      ...(await this.openKeyed(store, iqId, existingKey)),
+      ...(await this.openKeyed(store, iqId, deviceKey)),
     };
     this.handler = new RequestHandler(this, this.options.monotonic);
     const assumeSynced = config.clock.assumeSynced ?? this.options.port.backend === "mock";
@@ -220,13 +244,12 @@ export class Hub implements IqContext {
     }
     const claimed = (await store.get<boolean>("meta", META.claimed)) === true;
     const interrupted = (await store.get<boolean>("meta", META.resetting)) === true;
-    if (interrupted || (claimed && existingKey === undefined)) {
-      // Either way the secrets in the store can no longer be read: finish what a reset would do.
-      log.error(
-        interrupted
-          ? "a factory reset was interrupted (power cut?): finishing it"
-          : `the device key ${this.deviceKeyFile} is missing, so no secret can be read: resetting the IQ`,
-      );
+    if (keyLost) {
+      await this.events.record({ type: "factory_reset", source: "system" });
+      await this.becomeUnclaimed();
+    } else if (interrupted) {
+      // The secrets in the store can no longer be read: finish what the reset began.
+      log.error("a factory reset was interrupted (power cut?): finishing it");
       await this.wipe("system");
     } else if (!claimed) await this.becomeUnclaimed();
     else {
@@ -250,6 +273,8 @@ export class Hub implements IqContext {
       this.publishState();
     }
     if (this.options.ble !== false && config.ble.enabled !== false) {
+      // Loaded only when BLE is on: D-Bus and its XML parser add a third to the hub's start-up.
+      const { BleTransport } = await import("./transports/ble/ble.js");
       this.bleTransport = new BleTransport({
         config: config.ble,
         iqId: this.iqId,
@@ -273,6 +298,11 @@ export class Hub implements IqContext {
     return this.clock?.synced ?? false;
   }
 
+  /** Whether the device key is wrapped with the board's OTP key (see device-key.ts). */
+  get keyProtection(): KeyProtection {
+    return keyProtection(this.otp);
+  }
+
   status(): StatusResult {
     return {
       iqId: this.iqId,
@@ -282,6 +312,7 @@ export class Hub implements IqContext {
       claimed: this.lifecycle.phase === "activated",
       claimWindowOpen: this.lifecycle.isClaimWindowOpen(),
       clockSynced: this.clock?.synced ?? null,
+      keyProtection: this.keyProtection,
       locks: [...this.locks].map(([name, relay]) => ({
         name,
         unlocked: relay.isUnlocked,
@@ -370,8 +401,10 @@ export class Hub implements IqContext {
     secrets.close();
     await destroyDeviceKey(this.deviceKeyFile);
     await store.wipeForReset();
+    const deviceKey = await ensureDeviceKey(this.deviceKeyFile, this.otp);
+    await this.protectStore(store, deviceKey);
     await store.put("meta", META.iqId, iqId);
-    this.running = { ...this.run, ...(await this.openKeyed(store, iqId)) };
+    this.running = { ...this.run, ...(await this.openKeyed(store, iqId, deviceKey)) };
     await this.events.record({ type: "factory_reset", source });
     await this.becomeUnclaimed();
     log.info("factory reset done: the IQ is unclaimed, claim window open");
@@ -389,19 +422,36 @@ export class Hub implements IqContext {
     this.lifecycle.openClaimWindow(config.claimWindowMs);
   }
 
-  /** `deviceKey`: one already read at start; otherwise read, or made if there is none. */
-  private async openKeyed(store: Store, iqId: string, deviceKey?: Uint8Array): Promise<Keyed> {
-    deviceKey ??= await ensureDeviceKey(this.deviceKeyFile);
+  /**
+   * The device key found missing on a store that has records: they can be neither read nor
+   * checked, so they go, as in a factory reset (the audit trail stays). Returns the IQ's id.
+   */
+  private async forgetUnreadable(store: Store): Promise<string | undefined> {
+    this.options.log.error(`the device key ${this.deviceKeyFile} is missing, so no secret can be read: resetting the IQ`);
+    const iqId = await store.get<string>("meta", META.iqId);
+    await store.wipeForReset();
+    return iqId;
+  }
+
+  /** Checks the store's seal under the device key before anything in it is believed. */
+  private async protectStore(store: Store, deviceKey: Uint8Array): Promise<void> {
+    const startedAt = performance.now();
+    const { records } = await store.protect(deviceKey);
+    this.options.log.info("store integrity checked", { records, ms: Math.round(performance.now() - startedAt) });
+  }
+
+  /** `deviceKey` is zeroed: the parts keep keys derived from it. */
+  private async openKeyed(store: Store, iqId: string, deviceKey: Uint8Array): Promise<Keyed> {
     const secrets = new SecretStore(store, deviceKey);
     deviceKey.fill(0);
     const keys = await ensureIqKeys(secrets);
     return { secrets, users: new Users(store, secrets, this.now), keys, sign: createSigner(keys.identitySecret, iqId) };
   }
 
-  /** The configured id, else the one generated at first start and kept in the store. */
-  private async ensureIqId(store: Store): Promise<string> {
+  /** The configured id, else the one generated at first start and kept in the store (or `previous`, from before a wipe). */
+  private async ensureIqId(store: Store, previous?: string): Promise<string> {
     const stored = await store.get<string>("meta", META.iqId);
-    const id = this.options.config.iqId ?? stored ?? `iq-${randomBytes(5).toString("hex")}`;
+    const id = this.options.config.iqId ?? stored ?? previous ?? `iq-${randomBytes(5).toString("hex")}`;
     if (id !== stored) await store.put("meta", META.iqId, id);
     return id;
   }

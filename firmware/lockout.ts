@@ -103,6 +103,9 @@ export class Lockout {
       const record = await this.load(userId);
       const status = statusOf(record, this.now());
       if (!status.allowed) return { outcome: "refused", status };
+      // A wrong attempt that could not be counted would be a free guess (a right PIN costs no
+      // write, so `whoami` would tell them apart): with the store not writable, no attempt at all.
+      await this.store.requireWritable();
       if (await verify()) {
         await this.succeed(userId, record);
         return { outcome: "accepted" };

@@ -23,6 +23,7 @@ const EXIT_CONFIG = 78;
 const SHUTDOWN_GRACE_MS = 1_500;
 
 const USAGE = `Usage: iq-hub [--config FILE]
+       sudo iq-hub party add|list|remove …   (the LAN broker's parties: iq-hub party --help)
 
 Runs the IQ hub. With no config file and no GPIO (a laptop), it runs on mock GPIO with an
 embedded broker and shows the LED and relay in the terminal.
@@ -143,7 +144,15 @@ function attempt(step: () => void): void {
   }
 }
 
-main().catch((error: unknown) => {
+/** `iq-hub party …` manages the LAN broker's parties (systemd/lan-broker/party.ts); anything else runs the hub. */
+const start =
+  process.argv[2] === "party"
+    ? import("../systemd/lan-broker/party.js").then(async ({ partyMain }) => {
+        process.exitCode = await partyMain(process.argv.slice(3));
+      })
+    : main();
+
+start.catch((error: unknown) => {
   const message = error instanceof IqError ? `${error.message} [${error.code}]` : (error as Error).stack ?? String(error);
   process.stderr.write(`iq-hub: ${message}\n`);
   process.exit(1);

@@ -13,20 +13,32 @@ import { basename, dirname, join } from "node:path";
  * nothing, if `file` was there first.
  */
 export async function createPrivateFile(file: string, bytes: Uint8Array): Promise<boolean> {
+  try {
+    await placePrivateFile(file, bytes, (temp) => fs.link(temp, file));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+  return true;
+}
+
+/** Replaces `file` with `bytes` in one rename: a power cut leaves the old file or the new one. */
+export async function replacePrivateFile(file: string, bytes: Uint8Array): Promise<void> {
+  await placePrivateFile(file, bytes, (temp) => fs.rename(temp, file));
+}
+
+/** Writes a synced temporary file beside `file`, puts it into place with `place`, syncs the directory. */
+async function placePrivateFile(file: string, bytes: Uint8Array, place: (temp: string) => Promise<void>): Promise<void> {
   const dir = dirname(file);
   const temp = join(dir, `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     await writeSynced(temp, "wx", bytes, 0o600);
-    await fs.link(temp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw err;
+    await place(temp);
   } finally {
     await fs.rm(temp, { force: true });
   }
   await syncDirectory(dir);
-  return true;
 }
 
 export async function writeSynced(path: string, flags: "wx" | "r+", bytes: Uint8Array, mode?: number): Promise<void> {

@@ -18,6 +18,7 @@ import { BleRequester } from "./app/ble-client.js";
 import { IqClient, type MessageHandler, type Requester } from "./app/client.js";
 import { Companion, DEFAULT_LOCK, type IqEvent, type MadeCode } from "./app/companion.js";
 import { AppError } from "./app/errors.js";
+import { parseBundle } from "./app/bundle.js";
 import { BACKUPS_KEPT, Profile } from "./app/profile.js";
 import { CODE_PURPOSES, type CodePurpose } from "./crypto/code.js";
 import { PIN_LENGTH, checkPin } from "./pin-policy.js";
@@ -226,8 +227,19 @@ class Invocation {
     // Over BLE: this machine's BlueZ, on $IQ_BLE_ADAPTER or its first adapter.
     if (this.globals.ble === true) this.client ??= Promise.resolve(new BleRequester({ adapter: this.io.env.IQ_BLE_ADAPTER, topicPrefix: this.topicPrefix, now: this.io.now }));
     this.client ??= (async () => {
-      const [broker, mqtt] = await Promise.all([this.broker(), tlsFiles(this.io.env)]);
-      return IqClient.connect({ broker, topicPrefix: this.topicPrefix, now: this.io.now, mqtt, timeoutMs: this.io.requestTimeoutMs });
+      const [broker, files, { connection }] = await Promise.all([this.broker(), tlsFiles(this.io.env), this.profile.read()]);
+      // An imported credential goes only to the broker it came with; its user name is the client
+      // id, as the LAN broker binds them, and so names the one response topic it may read.
+      const imported = connection?.broker === broker ? connection : undefined;
+      const mqtt = imported === undefined ? files : { username: imported.username, password: imported.password, ca: Buffer.from(imported.ca), ...files };
+      return IqClient.connect({
+        broker,
+        topicPrefix: this.topicPrefix,
+        now: this.io.now,
+        mqtt,
+        clientId: imported?.username,
+        timeoutMs: this.io.requestTimeoutMs,
+      });
     })();
     // A failed connection is not kept: the error goes to the caller, and close() has nothing to end.
     this.client.catch(() => (this.client = undefined));
@@ -417,6 +429,34 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     },
   );
 
+  const profile = program.command("profile").description("this profile's broker connection");
+  on(
+    profile
+      .command("import")
+      .description("keep a connection bundle (made on the Pi by sudo iq-hub party add) in this profile: its broker, CA and credential")
+      .argument("<file>", "the bundle file"),
+    async (run, self) => {
+      const [file] = self.processedArgs as [string];
+      const text = await readFile(file, "utf8").catch((error: Error) => {
+        throw new AppError("bundle_unreadable", `cannot read ${file}: ${error.message}`);
+      });
+      const bundle = parseBundle(text, file);
+      const replaced = await run.profile.update((data) => {
+        const before = data.connection;
+        data.broker = bundle.broker;
+        data.connection = { broker: bundle.broker, username: bundle.username, password: bundle.password, ca: bundle.ca };
+        return before !== undefined && (before.broker !== bundle.broker || before.username !== bundle.username) ? before : undefined;
+      });
+      const next = bundle.iqId === undefined ? "discover" : `status --iq ${bundle.iqId}`;
+      const lines = [
+        `Profile ${run.profile.name} now reaches ${bundle.broker} as ${bundle.username} (TLS, the Pi's own CA).`,
+        ...(replaced === undefined ? [] : [`It replaced the credential ${replaced.username} for ${replaced.broker}.`]),
+        `The file holds a password: delete it (${file}) once imported. Next: ${ownCommand(run, next)}`,
+      ];
+      return { text: lines.join("\n"), json: { profile: run.profile.name, broker: bundle.broker, username: bundle.username, iqId: bundle.iqId } };
+    },
+  );
+
   on(program.command("status").description("the IQ's state, clock and locks (no PIN needed)"), async (run) => {
     const status = await run.companion.status({ iqId: await run.iqId() });
     // The claim is run from this profile, over the broker this status came through.
@@ -434,6 +474,11 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
     for (const lock of status.locks) {
       lines.push(`${lock.name}: ${lock.officeMode ? "Office Mode on (held open)" : lock.unlocked ? "unlocked" : "locked"}`);
     }
+    lines.push(
+      status.keyProtection === "otp-wrapped"
+        ? "keys: otp-wrapped (bound to this board's OTP key)"
+        : "keys: file-only (a copy of the whole card opens them; README: Binding the keys to the board)",
+    );
     return { text: lines.join("\n"), json: status };
   });
 

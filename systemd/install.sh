@@ -27,6 +27,9 @@ Options:
   --config FILE    take the pins from FILE and install it as /etc/iq-hub/config.json if that is
                    absent (default: keep /etc/iq-hub/config.json, or write the defaults)
   --node PATH      node for ExecStart and the iq command (default: the node on PATH)
+  --lan-broker     also set up mosquitto (from Debian) as the broker for phones and laptops on the
+                   LAN: TLS on port 8883 with a CA made on this Pi, a password per party, an ACL;
+                   the hub uses it. Then: sudo iq-hub party add NAME (see README)
   --help           print this help
 
 Environment:
@@ -53,6 +56,7 @@ for arg do
   case $arg in
     --help | -h) usage; exit 0 ;;
     --dry-run) dry_run=yes ;;
+    --lan-broker) ;;
     --root) expect=root ;;
     --prefix) expect=prefix ;;
     --node | --config) expect=ignored ;;

@@ -1,7 +1,8 @@
 /**
  * Installs the hub as a systemd service on a Raspberry Pi: the service user, the owner's config
  * (written only when absent), the pins' pulls and boot levels in config.txt, the D-Bus policy
- * that lets the service user register with bluetoothd, and the unit.
+ * that lets the service user register with bluetoothd, the unit, the `iq` and `iq-hub` commands,
+ * and with --lan-broker mosquitto as the LAN broker the hub uses (lan-broker/).
  * `plan()` reads the target and lists only what differs; `apply()` makes exactly those changes,
  * so a second run finds nothing to change. Run it through systemd/install.sh, which builds the
  * checkout as an unprivileged user, installs the build root-owned into the prefix, and runs the
@@ -15,6 +16,8 @@ import { pathToFileURL } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { DEFAULT_CONFIG_FILE, loadConfig, validateConfig, type HubConfig } from "../firmware/config.js";
 import { IqError } from "../firmware/errors.js";
+import { readOptional, run, splitLines, writeIfChanged, type Change } from "./changes.js";
+import { planLanBroker } from "./lan-broker/plan.js";
 
 const USER = "iq-hub";
 /** gpio: write access to /sys/class/gpio. Not bluetooth: the D-Bus policy below grants BLE exactly what it needs. */
@@ -40,10 +43,17 @@ export const BLOCK_END = "# END iq-hub";
 const BEGIN_PREFIX = "# BEGIN iq-hub";
 /** Exists only while systemd runs the system (sd_booted(3)). */
 const SYSTEMD_RUNNING = "/run/systemd/system";
-/** The companion CLI for every user of the Pi, pointing at the installed build. */
-const IQ_COMMAND = "/usr/local/bin/iq";
-/** Marks the iq command as this installer's: one without it is someone else's and is left alone. */
-const IQ_COMMAND_MARK = "# iq-hub: the companion CLI of the installed hub (written by systemd/install.ts)";
+/**
+ * Commands on every user's PATH, each running the installed build with the service's node: `iq`,
+ * the companion CLI, and `iq-hub` (`sudo iq-hub party add` makes the LAN broker's parties).
+ */
+const COMMANDS = [
+  { path: "/usr/local/bin/iq", script: "bin/iq.js", what: "the companion CLI" },
+  { path: "/usr/local/bin/iq-hub", script: "dist/firmware/main.js", what: "the hub's command" },
+] as const;
+type InstalledCommand = (typeof COMMANDS)[number];
+/** Marks a command as this installer's: one without it is someone else's and is left alone. */
+const commandMark = ({ what }: InstalledCommand) => `# iq-hub: ${what} of the installed hub (written by systemd/install.ts)`;
 /** ProtectHome=yes hides these from the service: code or node there would fail with 203/EXEC. */
 const HIDDEN_FROM_SERVICE = ["/home", "/root", "/run/user"];
 
@@ -58,12 +68,9 @@ export interface InstallOptions {
   configFile?: string | undefined;
   /** Only looking: a prefix not built yet is a note, not an error (install.sh builds it first). */
   dryRun?: boolean;
+  /** Also set up mosquitto as the LAN broker (lan-broker/plan.ts) and point the hub at it. */
+  lanBroker?: boolean;
 }
-
-export type Change =
-  /** `path` is the path on the target system, without `root`. `mode` is set only where it matters. */
-  | { kind: "write"; path: string; before: string | undefined; after: string; mode?: number }
-  | { kind: "run"; argv: readonly string[] };
 
 export interface Plan {
   /** In the order apply() makes them: accounts, files, then systemctl. */
@@ -98,9 +105,9 @@ export function renderUnit(template: string, { node, prefix }: Pick<InstallOptio
   return template.replaceAll("@NODE@", node).replaceAll("@PREFIX@", prefix);
 }
 
-/** `iq` on PATH: runs the installed launcher with the service's node. Paths are checked by renderUnit. */
-export function renderIqCommand({ node, prefix }: Pick<InstallOptions, "node" | "prefix">): string {
-  return `#!/bin/sh\n${IQ_COMMAND_MARK}\nexec ${node} ${prefix}/bin/iq.js "$@"\n`;
+/** A command on PATH running the installed build with the service's node. Paths are checked by renderUnit. */
+export function renderCommand(command: InstalledCommand, { node, prefix }: Pick<InstallOptions, "node" | "prefix">): string {
+  return `#!/bin/sh\n${commandMark(command)}\nexec ${node} ${prefix}/${command.script} "$@"\n`;
 }
 
 /**
@@ -172,12 +179,6 @@ export function renderBootBlock({ button, led, locks }: PinConfig): string[] {
   ];
 }
 
-function splitLines(text: string): string[] {
-  const lines = text.split(/\r?\n/);
-  if (lines.at(-1) === "") lines.pop();
-  return lines;
-}
-
 /**
  * Puts `block` where the first managed block was (dropping every other one), or at the end.
  * Every other line stays as it was; CRLF files (edited on Windows) keep CRLF.
@@ -208,50 +209,37 @@ export function mergeBootBlock(text: string, block: readonly string[]): string {
   return kept.join(eol) + eol;
 }
 
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-}
-
-function writeIfChanged(path: string, before: string | undefined, after: string, mode?: number): Change[] {
-  return before === after ? [] : [{ kind: "write", path, before, after, mode }];
-}
-
-const run = (...argv: string[]): Change => ({ kind: "run", argv });
-
-/** The owner's config decides the pins; it is written only when absent and never overwritten. */
-async function ownerConfig(options: InstallOptions, target: string): Promise<{ pins: PinConfig; changes: Change[] }> {
+/**
+ * The owner's config decides the pins. `text` is what config.json holds after the install: the
+ * installed file (never overwritten but by --lan-broker's broker keys), else the given or default one.
+ */
+async function ownerConfig(options: InstallOptions, target: string): Promise<{ pins: PinConfig; installed: string | undefined; text: string }> {
   const installed = await readOptional(target);
   // Environment overrides of the installer's own shell must not leak into the pins.
   const load = (file: string) => loadConfig({ file, env: {} }).config;
   if (options.configFile === undefined) {
-    if (installed !== undefined) return { pins: load(target), changes: [] };
+    if (installed !== undefined) return { pins: load(target), installed, text: installed };
     const { locks, led, button } = validateConfig({});
     // Only the wiring: stateDir and the rest keep their defaults, and STATE_DIRECTORY from the unit wins.
-    const text = `${JSON.stringify({ locks, led, button }, null, 2)}\n`;
-    return { pins: { locks, led, button }, changes: installConfig(text) };
+    return { pins: { locks, led, button }, installed, text: `${JSON.stringify({ locks, led, button }, null, 2)}\n` };
   }
   const given = await readFile(options.configFile, "utf8");
   const pins = load(options.configFile);
-  if (installed === undefined) return { pins, changes: installConfig(given) };
-  if (installed !== given) {
+  if (installed !== undefined && installed !== given) {
     throw new IqError(
       "install_config_differs",
       `${DEFAULT_CONFIG_FILE} exists and differs from ${options.configFile}. The hub reads ${DEFAULT_CONFIG_FILE}, ` +
         `so config.txt must follow it: edit it and re-run without --config, or remove it to install ${options.configFile}`,
     );
   }
-  return { pins, changes: [] };
+  return { pins, installed, text: given };
 }
 
-/** 0640 root:iq-hub: the hub reads it, only root changes it. */
-function installConfig(text: string): Change[] {
+/** 0640 root:iq-hub, created with that mode: the hub reads it, only root changes it, and it may hold the broker password. */
+function installConfig(before: string | undefined, after: string, conceal: readonly string[]): Change[] {
+  if (before === after) return [];
   return [
-    { kind: "write", path: DEFAULT_CONFIG_FILE, before: undefined, after: text, mode: 0o640 },
+    { kind: "write", path: DEFAULT_CONFIG_FILE, before, after, mode: 0o640, conceal },
     run("chown", `root:${USER}`, DEFAULT_CONFIG_FILE),
   ];
 }
@@ -297,6 +285,12 @@ export async function plan(options: InstallOptions): Promise<Plan> {
   await assertNodeOnlyRootCanWrite(options);
 
   const config = await ownerConfig(options, at(DEFAULT_CONFIG_FILE));
+  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
+  // reload, start and restart fail; enabling works offline, and the service starts at the next boot.
+  const booted = existsSync(at(SYSTEMD_RUNNING));
+  const broker = options.lanBroker === true ? await planLanBroker({ at, onThisSystem: options.root === "/", booted, config: config.text }) : undefined;
+  notes.push(...(broker?.notes ?? []));
+  const configChanges = installConfig(config.installed, broker?.config ?? config.text, broker === undefined ? [] : [broker.hubPassword]);
   const block = renderBootBlock(config.pins);
   const bootConfig = BOOT_CONFIGS.find((path) => existsSync(at(path)));
   const bootChanges: Change[] = [];
@@ -309,17 +303,16 @@ export async function plan(options: InstallOptions): Promise<Plan> {
     bootChanges.push(...writeIfChanged(bootConfig, before, mergeBootBlock(before, block)));
   }
 
-  const iqBefore = await readOptional(at(IQ_COMMAND));
-  const iqCommand: Change[] = [];
-  if (iqBefore !== undefined && !iqBefore.includes(IQ_COMMAND_MARK)) {
-    notes.push(`${IQ_COMMAND} exists and is not iq-hub's: left alone (the CLI is ${options.prefix}/bin/iq.js)`);
-  } else {
-    iqCommand.push(...writeIfChanged(IQ_COMMAND, iqBefore, renderIqCommand(options), 0o755));
+  const commands: Change[] = [];
+  for (const command of COMMANDS) {
+    const before = await readOptional(at(command.path));
+    if (before !== undefined && !before.includes(commandMark(command))) {
+      notes.push(`${command.path} exists and is not iq-hub's: left alone (${command.what} is ${options.prefix}/${command.script})`);
+    } else {
+      commands.push(...writeIfChanged(command.path, before, renderCommand(command, options), 0o755));
+    }
   }
   const policy = await readFile(DBUS_POLICY_TEMPLATE, "utf8");
-  // sd_booted(): in a chroot or an image being built systemd does not run, and daemon-reload,
-  // reload, start and restart fail; enabling works offline, and the service starts at the next boot.
-  const booted = existsSync(at(SYSTEMD_RUNNING));
   const policyChanges = writeIfChanged(DBUS_POLICY_FILE, await readOptional(at(DBUS_POLICY_FILE)), policy, 0o644);
   // Before the hub (re)starts, so that its first registration with bluetoothd is allowed (a D-Bus
   // that starts later reads the policy itself).
@@ -334,15 +327,19 @@ export async function plan(options: InstallOptions): Promise<Plan> {
   else if (!enabled) {
     systemctl.push(run("systemctl", "enable", "iq-hub.service"));
     notes.push(`systemd is not running here (${SYSTEMD_RUNNING} is missing: a chroot or an image being built): the service is enabled and starts at the next boot`);
-  } else if (unitChanged && booted) systemctl.push(run("systemctl", "restart", "iq-hub.service"));
+  } else if ((unitChanged || configChanges.length > 0) && booted) systemctl.push(run("systemctl", "restart", "iq-hub.service"));
 
   const changes = [
     ...accountCommands(await readAccounts(at)),
-    ...config.changes,
+    ...(broker?.install ?? []),
+    ...configChanges,
     ...bootChanges,
-    ...iqCommand,
+    ...commands,
     ...policyChanges,
     ...writeIfChanged(UNIT_FILE, unitBefore, unit, 0o644),
+    ...(broker?.files ?? []),
+    // The broker before the hub: a hub restarted onto a broker still being set up would only retry.
+    ...(broker?.services ?? []),
     ...systemctl,
   ];
   return { changes, bootConfig, notes };
@@ -395,13 +392,17 @@ const CONTEXT_LINES = 2;
 
 /**
  * A change as a person reads it: the command, or the path and one hunk from the first to the
- * last differing line ("-" old, "+" new). New files show in full.
+ * last differing line ("-" old, "+" new). New files show in full; private keys never, and
+ * concealed secrets (the hub's broker password) as ********.
  */
 export function describe(change: Change): string[] {
   if (change.kind === "run") return [`run: ${change.argv.join(" ")}`];
   const mode = change.mode === undefined ? "" : ` (mode ${change.mode.toString(8).padStart(4, "0")})`;
-  const a = splitLines(change.before ?? "");
-  const b = splitLines(change.after);
+  const header = `${change.before === undefined ? "create" : "update"} ${change.path}${mode}`;
+  if (change.hidden === true) return [`${header}: a private key, not shown`];
+  const conceal = (text: string) => (change.conceal ?? []).reduce((shown, secret) => shown.replaceAll(secret, "********"), text);
+  const a = splitLines(conceal(change.before ?? ""));
+  const b = splitLines(conceal(change.after));
   let start = 0;
   while (start < a.length && start < b.length && a[start] === b[start]) start++;
   let endA = a.length;
@@ -411,7 +412,7 @@ export function describe(change: Change): string[] {
     endB--;
   }
   return [
-    `${change.before === undefined ? "create" : "update"} ${change.path}${mode}`,
+    header,
     ...a.slice(Math.max(0, start - CONTEXT_LINES), start).map((line) => `  ${line}`),
     ...a.slice(start, endA).map((line) => `- ${line}`),
     ...b.slice(start, endB).map((line) => `+ ${line}`),
@@ -428,6 +429,7 @@ function parseOptions(args: readonly string[]) {
       prefix: { type: "string", default: "/opt/iq-hub" },
       config: { type: "string" },
       node: { type: "string", default: process.execPath },
+      "lan-broker": { type: "boolean", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -438,6 +440,7 @@ function parseOptions(args: readonly string[]) {
     node: values.node,
     configFile: values.config === undefined ? undefined : resolve(values.config),
     dryRun: values["dry-run"],
+    lanBroker: values["lan-broker"],
   };
   return options;
 }

@@ -80,7 +80,8 @@ export class Commands {
     const appKey = fromB64u(app.messageKey);
     const sealed = { iqId: ctx.iqId, appId: app.appId, appKey, requestId, epk: fromB64u(args.epk, "epk"), box: fromB64u(args.box, "box") };
     if (!checkCommandMac({ ...sealed, mac: fromB64u(args.mac, "mac") })) throw sealInvalid();
-    const { payload, answerKey } = openCommand({ ...sealed, iqStaticSecret: ctx.keys().staticSecret });
+    const keys = ctx.keys();
+    const { payload, answerKey } = openCommand({ ...sealed, iqStatic: { secretKey: keys.staticSecret, publicKey: keys.staticPublic } });
     const answer = (body: SealedAnswerBody): string =>
       toB64u(sealAnswer({ answerKey, iqId: ctx.iqId, appId: app.appId, requestId, payload: utf8(JSON.stringify(body)) }));
     let op: CommandOp | undefined;

@@ -3,6 +3,7 @@
  * current objects (a factory reset replaces the secret store and everything built on it).
  */
 import type { Access } from "../access.js";
+import type { KeyProtection } from "../device-key.js";
 import type { Audit } from "../audit.js";
 import type { Lifecycle } from "../lifecycle.js";
 import type { Lockout } from "../lockout.js";
@@ -22,6 +23,8 @@ export interface StatusResult {
   claimWindowOpen: boolean;
   /** null: cannot be told on this machine. */
   clockSynced: boolean | null;
+  /** `otp-wrapped`: the device key is wrapped with the board's OTP key; `file-only`: it is a plain file. */
+  keyProtection: KeyProtection;
   locks: { name: string; unlocked: boolean; officeMode: boolean }[];
 }
 

@@ -7,6 +7,12 @@ export const REQUESTS = {
   maxRememberedBytes: 2 * 1024 * 1024,
   /** Largest request accepted. */
   maxBytes: 256 * 1024,
+  /**
+   * Deepest nesting of a request's JSON (a backup, the deepest argument, needs 4). JSON.parse
+   * takes any depth, but what walks the value recursively afterwards (JSON.stringify of the
+   * arguments for the answer memory) overflows the stack at a few thousand.
+   */
+  maxDepth: 16,
   /** Requests waiting for the handler; more are dropped (a flood must not exhaust a Pi Zero's memory). */
   maxQueued: 100,
   /** An envelope's expiresAt may lie at most this far ahead. */

@@ -38,8 +38,11 @@ import { WrongPinCodes } from "./refusals.js";
 const READ_ONLY: ReadonlySet<string> = new Set(["status", "events.list"]);
 /** What an unclaimed IQ answers: looking at it, and claiming it. */
 const BEFORE_CLAIM: ReadonlySet<PlainOp> = new Set(["status", "events.list", "pair.start", "pair.finish"]);
-/** Errors that do not deserve an audit event (nothing was decided about anyone). */
-const UNRECORDED: ReadonlySet<string> = new Set(["request_malformed", "op_unknown", "internal_error"]);
+/**
+ * Errors that do not deserve an audit event (nothing was decided about anyone), or cannot have
+ * one (`storage_failed`: the event could not be written either).
+ */
+const UNRECORDED: ReadonlySet<string> = new Set(["request_malformed", "op_unknown", "internal_error", "storage_failed"]);
 
 type Parsed = { ok: true; envelope: RequestEnvelope } | { ok: false; error: IqError };
 
@@ -237,14 +240,20 @@ export class RequestHandler {
 
   private async record(event: { source: EventSource; reason: string; user: string | undefined; lock?: string | undefined; details: Record<string, unknown> }): Promise<void> {
     this.ctx.lifecycle.showRefused();
-    await this.ctx.events.record({
-      type: "refused",
-      source: event.source,
-      reason: event.reason,
-      ...(event.user !== undefined && { user: event.user }),
-      ...(event.lock !== undefined && { lock: event.lock }),
-      details: event.details,
-    });
+    await this.ctx.events
+      .record({
+        type: "refused",
+        source: event.source,
+        reason: event.reason,
+        ...(event.user !== undefined && { user: event.user }),
+        ...(event.lock !== undefined && { lock: event.lock }),
+        details: event.details,
+      })
+      .catch((error: unknown) => {
+        // A refusal changes nothing, so it is answered even when its event cannot be written
+        // (a full disk; the store's listener logged it). Anything else is a bug: let it surface.
+        if (!(error instanceof IqError && error.code === "storage_failed")) throw error;
+      });
   }
 }
 
@@ -256,10 +265,25 @@ function parseEnvelope(payload: Uint8Array): Parsed {
   } catch {
     return { ok: false, error: new IqError("request_malformed", "the request is not JSON") };
   }
+  if (nestedDeeperThan(json, REQUESTS.maxDepth)) {
+    return { ok: false, error: new IqError("request_malformed", `the request is nested deeper than ${REQUESTS.maxDepth} levels`) };
+  }
   const parsed = requestEnvelope.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     return { ok: false, error: new IqError("request_malformed", `${issue?.path.join(".") || "request"}: ${issue?.message ?? "invalid"}`) };
   }
   return { ok: true, envelope: parsed.data };
+}
+
+/** Whether arrays and objects in `value` nest deeper than `limit`; without recursion, so any depth is safe to ask about. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next;
+    if (item === null || typeof item !== "object") continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
 }

@@ -15,7 +15,7 @@ import type { HubConfig } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { CountedWarning, untrusted, type Logger } from "../log.js";
 import { ensureClientId } from "./client-id.js";
-import { startEmbeddedBroker, type EmbeddedBroker } from "./embedded-broker.js";
+import type { EmbeddedBroker } from "./embedded-broker.js";
 import { OutboxSender } from "./outbox-sender.js";
 import { MAX_PACKET_BYTES } from "./packet-size-guard.js";
 import { CUT_SHORT_MS, SESSION_TAKEN_OVER, SessionWatch } from "./session-watch.js";
@@ -89,9 +89,12 @@ export class MqttTransport {
     const tls = readTlsFiles(config, this.log);
     const clientId = config.clientId ?? (await ensureClientId(this.options.stateDir, iqId));
     // A taken port stops the start (embedded_broker_port_in_use): the hub never adopts a broker it was not given.
+    // aedes is loaded only when it runs: a hub given a broker (mqtt.url) starts faster and smaller without it.
     const url =
       config.url ??
-      (this.broker = await startEmbeddedBroker({ host: config.embeddedHost, port: config.embeddedPort, topicPrefix: config.topicPrefix, log: this.log })).url;
+      (this.broker = await (
+        await import("./embedded-broker.js")
+      ).startEmbeddedBroker({ host: config.embeddedHost, port: config.embeddedPort, topicPrefix: config.topicPrefix, log: this.log })).url;
     const protocolVersion = config.protocolVersion ?? (config.url === undefined ? 4 : 5);
     const options: IClientOptions = {
       ...tls,

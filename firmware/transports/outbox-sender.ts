@@ -133,7 +133,9 @@ export class OutboxSender {
   private send(event: AuditEvent, epoch: number): void {
     const { audit, publish, log } = this.options;
     publish(event)
-      .then(() => audit.acknowledge(event.seq))
+      .then(() => {
+        audit.acknowledge(event.seq);
+      })
       .then(
         () => {
           if (epoch !== this.epoch) return;

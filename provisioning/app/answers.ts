@@ -53,9 +53,11 @@ export interface SealedAnswerCheck<T> extends SignedAnswerCheck<T> {
   onChallenge: (challenge: string) => void;
 }
 
+/** A plain answer to a sealed command can only be a refusal (the box did not open on the IQ). */
+const NO_RESULT = z.never();
+
 export function acceptSealed<T>(check: SealedAnswerCheck<T>): AcceptAnswer<T> {
-  // A plain answer to a sealed command can only be a refusal (the box did not open on the IQ).
-  const refusal = acceptSigned({ ...check, result: z.never() });
+  const refusal = acceptSigned({ ...check, result: NO_RESULT });
   return (answer, replyTo) => {
     if (typeof answer.box !== "string") return refusal(answer, replyTo);
     let opened;

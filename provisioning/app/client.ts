@@ -59,6 +59,12 @@ export interface IqClientOptions {
   now?: () => number;
   /** Credentials and TLS material, passed to mqtt.js as they are. */
   mqtt?: Pick<IClientOptions, "username" | "password" | "ca" | "cert" | "key">;
+  /**
+   * The client id, which also names the response topic. Absent: `iq-app-<random>`, new each run.
+   * A broker that binds client ids to user names (mosquitto's use_username_as_clientid, the LAN
+   * broker's ACL) lets a party read only `res/<its user name>`: such a party passes its user name.
+   */
+  clientId?: string;
 }
 
 export class IqClient implements Requester {
@@ -86,7 +92,7 @@ export class IqClient implements Requester {
 
   /** Connects to the broker; fails with a clear message instead of retrying forever. */
   static async connect(options: IqClientOptions): Promise<IqClient> {
-    const clientId = `iq-app-${randomBytes(8).toString("hex")}`;
+    const clientId = options.clientId ?? `iq-app-${randomBytes(8).toString("hex")}`;
     const mqtt = connect(options.broker, {
       ...options.mqtt,
       clientId,

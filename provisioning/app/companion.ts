@@ -62,6 +62,7 @@ const statusResult = z.object({
   claimWindowOpen: z.boolean(),
   /** null: the hub cannot tell on its machine. */
   clockSynced: z.boolean().nullable(),
+  keyProtection: z.enum(["otp-wrapped", "file-only"]),
   locks: z.array(z.object({ name: z.string(), unlocked: z.boolean(), officeMode: z.boolean() })),
 });
 // Events keep every field the hub sends: a newer hub may add some, and the CLI prints them all.

@@ -1,8 +1,9 @@
 /**
  * The companion app's memory: one profile per person and device, a JSON file in `$IQ_HOME`
  * (default `~/.config/iq`) named after the profile (`--profile NAME`, `$IQ_PROFILE`, `default`).
- * It holds the broker URL, the activation on each IQ (ids, the two per-app keys, the IQ's public
- * keys, the Code counter) and the last backups of each IQ the person owns. Never a PIN. The IQs'
+ * It holds the broker URL (and, imported from a connection bundle, a credential for it), the
+ * activation on each IQ (ids, the two per-app keys, the IQ's public keys, the Code counter) and
+ * the last backups of each IQ the person owns. Never a PIN. The IQs'
  * latest challenges live beside it (challenge-cache.ts).
  *
  * The keys in it are as good as the person's phone: the file is created 0600 and a profile that
@@ -55,9 +56,23 @@ export type KeptBackup = z.infer<typeof keptBackupSchema>;
  */
 export const BACKUPS_KEPT = 10;
 
+/**
+ * A broker credential from a connection bundle (bundle.ts): used only for the broker it names, so
+ * `--broker` elsewhere never sends this password there.
+ */
+const connectionSchema = z.strictObject({
+  broker: z.string(),
+  username: z.string(),
+  password: z.string(),
+  /** The PEM of the CA that signed the broker's certificate. */
+  ca: z.string(),
+});
+export type Connection = z.infer<typeof connectionSchema>;
+
 const profileSchema = z.strictObject({
   format: z.literal(PROFILE_FORMAT),
   broker: z.string().optional(),
+  connection: connectionSchema.optional(),
   /** By IQ id. */
   iqs: z.record(z.string(), activationSchema),
   /**

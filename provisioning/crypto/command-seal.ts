@@ -32,19 +32,15 @@
  * here is used for one message or a handful anyway. Freshness (challenges) and what the payload
  * means are the caller's business; this module only seals and opens.
  */
-import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { randomBytes } from "@noble/ciphers/utils.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256, sha512 } from "@noble/hashes/sha2.js";
-import { publicKeyOf, x25519, x25519Ephemeral } from "./curves.js";
+import { createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { XCHACHA_NONCE_BYTES, TAG_BYTES, xchachaOpen, xchachaSeal } from "./aead.js";
+import { x25519, x25519Ephemeral, type KeyPair } from "./curves.js";
 
 import { IqError } from "../../common/errors.js";
 import { concatBytes, equalBytes, lvCat, requireBytes, requireText, utf8, zeroize } from "./bytes.js";
 
 const KEY_BYTES = 32;
-const NONCE_BYTES = 24;
-const TAG_BYTES = 16;
+const NONCE_BYTES = XCHACHA_NONCE_BYTES;
 /** Length of the truncated HMAC-SHA256 junk filter. */
 export const COMMAND_MAC_BYTES = 16;
 /** Commands and answers are small; the cap bounds the work a hostile message can cause. */
@@ -76,8 +72,8 @@ export function sealWithKey(input: { key: Uint8Array; ad: Uint8Array; payload: U
   const key = requireBytes("key", input.key, KEY_BYTES);
   const ad = requireBytes("ad", input.ad, { min: 0, max: MAX_AD_BYTES });
   const payload = requireBytes("payload", input.payload, { min: 0, max: MAX_COMMAND_PAYLOAD });
-  const nonce = randomBytes(NONCE_BYTES);
-  return concatBytes(nonce, xchacha20poly1305(key, nonce, ad).encrypt(payload));
+  const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
+  return concatBytes(nonce, xchachaSeal(key, nonce, ad, payload));
 }
 
 /** Open a box from sealWithKey. IqError `seal_invalid` for anything that does not authenticate. */
@@ -86,11 +82,9 @@ export function openWithKey(input: { key: Uint8Array; ad: Uint8Array; box: Uint8
   const ad = requireBytes("ad", input.ad, { min: 0, max: MAX_AD_BYTES });
   const box = input.box;
   if (!isBox(box)) throw invalid();
-  try {
-    return xchacha20poly1305(key, box.subarray(0, NONCE_BYTES), ad).decrypt(box.subarray(NONCE_BYTES));
-  } catch {
-    throw invalid();
-  }
+  const payload = xchachaOpen(key, box.subarray(0, NONCE_BYTES), ad, box.subarray(NONCE_BYTES));
+  if (payload === undefined) throw invalid();
+  return payload;
 }
 
 function isBox(box: unknown): box is Uint8Array {
@@ -130,11 +124,11 @@ function commandKeys(
   epk: Uint8Array,
   staticPub: Uint8Array,
 ): Uint8Array {
-  return hkdf(sha512, dh, appKey, lvCat(KEYS_LABEL, r.iqId, r.appId, epk, staticPub), 2 * KEY_BYTES);
+  return new Uint8Array(hkdfSync("sha512", dh, appKey, lvCat(KEYS_LABEL, r.iqId, r.appId, epk, staticPub), 2 * KEY_BYTES));
 }
 
 function commandMac(appKey: Uint8Array, r: RouteBytes, epk: Uint8Array, box: Uint8Array): Uint8Array {
-  return hmac(sha256, appKey, lvCat(MAC_LABEL, r.iqId, r.appId, r.requestId, epk, box)).slice(0, COMMAND_MAC_BYTES);
+  return new Uint8Array(createHmac("sha256", appKey).update(lvCat(MAC_LABEL, r.iqId, r.appId, r.requestId, epk, box)).digest().subarray(0, COMMAND_MAC_BYTES));
 }
 
 const commandAd = (r: RouteBytes): Uint8Array => lvCat(COMMAND_LABEL, r.iqId, r.appId, r.requestId);
@@ -218,22 +212,6 @@ export function checkCommandMac(input: Route & {
 }
 
 /**
- * The IQ's public key for its static secret, cached per secret buffer: a base-point multiplication
- * costs about a third of the X25519 itself. The cache holds the public key and a SHA-256 of the
- * secret (never the secret), so a buffer that was overwritten or zeroized is recomputed, not trusted.
- */
-const staticPublicCache = new WeakMap<Uint8Array, { digest: Uint8Array; publicKey: Uint8Array }>();
-
-function staticPublicKey(secret: Uint8Array): Uint8Array {
-  const digest = sha256(secret);
-  const cached = staticPublicCache.get(secret);
-  if (cached !== undefined && equalBytes(cached.digest, digest)) return cached.publicKey;
-  const publicKey = publicKeyOf("x25519", secret);
-  staticPublicCache.set(secret, { digest, publicKey });
-  return publicKey;
-}
-
-/**
  * Open (IQ side) a sealed command with the IQ's static secret and the app's message key. Returns
  * the payload and the key to seal the answer with (sealAnswer). IqError `seal_invalid` for
  * anything that does not authenticate — wrong lengths, a low-order epk, a failed AEAD — one code
@@ -241,14 +219,16 @@ function staticPublicKey(secret: Uint8Array): Uint8Array {
  */
 export function openCommand(input: Route & {
   appKey: Uint8Array;
-  iqStaticSecret: Uint8Array;
+  /** The IQ's static key pair: its public half goes into the key derivation as the app used it. */
+  iqStatic: KeyPair;
   epk: Uint8Array;
   box: Uint8Array;
 }): { payload: Uint8Array; answerKey: Uint8Array } {
   const iqId = requireText("iqId", input.iqId);
   const appId = requireText("appId", input.appId);
   const appKey = requireBytes("appKey", input.appKey, KEY_BYTES);
-  const iqStaticSecret = requireBytes("iqStaticSecret", input.iqStaticSecret, KEY_BYTES);
+  const iqStaticSecret = requireBytes("iqStatic.secretKey", input.iqStatic.secretKey, KEY_BYTES);
+  const iqStaticPublic = requireBytes("iqStatic.publicKey", input.iqStatic.publicKey, KEY_BYTES);
   const { epk, box } = input;
   let requestId: Uint8Array;
   try {
@@ -260,7 +240,7 @@ export function openCommand(input: Route & {
   const route = { iqId, appId, requestId };
   const dh = sharedSecret(iqStaticSecret, epk);
   if (dh === undefined) throw invalid();
-  const okm = commandKeys(dh, appKey, route, epk, staticPublicKey(iqStaticSecret));
+  const okm = commandKeys(dh, appKey, route, epk, iqStaticPublic);
   const kReq = okm.slice(0, KEY_BYTES);
   const answerKey = okm.slice(KEY_BYTES);
   zeroize(dh, okm);
@@ -302,7 +282,7 @@ export function pairTransportKeys(
 ): { toIq: Uint8Array; toApp: Uint8Array } {
   const ikm = requireBytes("isk", isk, { min: 32, max: 64 });
   const info = lvCat(requireText("iqId", ids.iqId), requireText("appId", ids.appId));
-  const okm = hkdf(sha512, ikm, PAIR_TRANSPORT_SALT, info, 2 * KEY_BYTES);
+  const okm = new Uint8Array(hkdfSync("sha512", ikm, PAIR_TRANSPORT_SALT, info, 2 * KEY_BYTES));
   const keys = { toIq: okm.slice(0, KEY_BYTES), toApp: okm.slice(KEY_BYTES) };
   zeroize(okm);
   return keys;

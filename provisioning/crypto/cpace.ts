@@ -1,5 +1,5 @@
 /**
- * CPace, suite CPACE-RISTR255-SHA512 (draft-irtf-cfrg-cpace-21, §7, §8.3, Appendix A), in the
+ * CPace, suite CPACE-X25519-SHA512 (draft-irtf-cfrg-cpace-21, §7, §8.2, Appendix A), in the
  * initiator-responder setting, with key confirmation and the derivation of the per-app keys.
  * It is how an app and the IQ turn a low-entropy secret (the setup secret, a random initial PIN,
  * a second-device Code) into strong keys: a relay that sees every message learns nothing it can
@@ -24,12 +24,12 @@
  * own role (TLS-Finished style). Role-separated keys mean that a message or a tag reflected back
  * to its sender never confirms; a wrong password makes both tags differ.
  */
-import { ristretto255, ristretto255_hasher } from "@noble/curves/ed25519.js";
-import { bytesToNumberLE } from "@noble/curves/utils.js";
+import { _map_to_curve_elligator2_curve25519 } from "@noble/curves/ed25519.js";
+import { invert, mod } from "@noble/curves/abstract/modular.js";
+import { bytesToNumberLE, numberToBytesLE } from "@noble/curves/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha512 } from "@noble/hashes/sha2.js";
-import { randomBytes } from "@noble/hashes/utils.js";
 
 import { IqError } from "../../common/errors.js";
 import {
@@ -43,17 +43,27 @@ import {
   utf8,
   zeroize,
 } from "./bytes.js";
+import { x25519, x25519Secret, type X25519Secret } from "./curves.js";
 
-type Point = InstanceType<typeof ristretto255.Point>;
+/*
+ * Why X25519 and not ristretto255 (the suite before): an activation computes two generators and
+ * four scalar multiplications, one of each per side per message. In JavaScript (@noble/curves)
+ * a ristretto255 multiplication cost about 1.5 ms on the reference machine and a whole run 13 ms,
+ * most of an activation's budget of 15 ms; X25519's multiplications run in OpenSSL (curves.ts,
+ * 0.06 ms each). Only Elligator 2, once per side, is left to noble. Both are suites of the draft;
+ * the known-answer tests pin this one to its vectors (Appendix B.1).
+ */
 
-/** G_Ristretto255.DSI (§8.3). */
-const DSI = utf8("CPaceRistretto255");
-const DSI_ISK = utf8("CPaceRistretto255_ISK");
+/** G_X25519.DSI (§8.2). */
+const DSI = utf8("CPace255");
+const DSI_ISK = utf8("CPace255_ISK");
 /** H.s_in_bytes of SHA-512: its input block size (§6.2). */
 const S_IN_BYTES = 128;
 const SHARE_BYTES = 32;
-/** G.I: the encoding of the neutral element, the draft's signal for an invalid input (§6.1). */
-const IDENTITY = ristretto255.Point.ZERO.toBytes();
+/** G.I: the all-zero u-coordinate, the draft's signal for an invalid input (§6.1). */
+const IDENTITY = new Uint8Array(SHARE_BYTES);
+/** The field of Curve25519. */
+const P = 2n ** 255n - 19n;
 
 const MAX_INPUT_BYTES = 1024;
 const MAX_AD_BYTES = 256;
@@ -67,47 +77,35 @@ export function generatorString(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array
   return lvCat(DSI, prs, new Uint8Array(zpad), ci, sid);
 }
 
-/** G.calculate_generator(H, PRS, CI, sid) for ristretto255 (§8.3): element derivation of a 64-byte hash. */
-export function calculateGenerator(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array): Point {
+/**
+ * G.calculate_generator(H, PRS, CI, sid) for X25519 (§8.2): the first 32 bytes of the hash,
+ * decoded as a 255-bit u-coordinate (RFC 7748), mapped with Elligator 2 (RFC 9380); the encoded
+ * u-coordinate of the generator.
+ */
+export function calculateGenerator(prs: Uint8Array, ci: Uint8Array, sid: Uint8Array): Uint8Array {
   const genStr = generatorString(prs, ci, sid);
   const hash = sha512(genStr);
-  // RFC 9496 element derivation; noble types it optional because not every curve has one.
-  const g = ristretto255_hasher.deriveToCurve!(hash);
-  zeroize(genStr, hash);
-  return g;
+  const encoded = hash.slice(0, SHARE_BYTES);
+  encoded[SHARE_BYTES - 1]! &= 0x7f;
+  const { xMn, xMd } = _map_to_curve_elligator2_curve25519(mod(bytesToNumberLE(encoded), P));
+  const generator = numberToBytesLE(mod(xMn * invert(xMd, P), P), SHARE_BYTES);
+  zeroize(genStr, hash, encoded);
+  return generator;
 }
 
-/**
- * G.sample_scalar() as §8.3 recommends: 32 random bytes with the bits above group_size_bits
- * (252) cleared, read little-endian. Zero, 2^-252 likely, is drawn again (it would make Y = G.I).
- */
-export function sampleScalar(): bigint {
-  for (;;) {
-    const bytes = randomBytes(32);
-    bytes[31] = (bytes[31] ?? 0) & 0x0f;
-    const scalar = bytesToNumberLE(bytes);
-    zeroize(bytes);
-    if (scalar !== 0n) return scalar;
-  }
+/** G.scalar_mult(y, g) = X25519(y, g), with y as 32 bytes (the known-answer tests give it). */
+export function scalarMult(scalar: Uint8Array, g: Uint8Array): Uint8Array {
+  return x25519(scalar, g);
 }
 
-/** G.scalar_mult(y, g): the encoding of y·g. */
-export function scalarMult(scalar: bigint, g: Point): Uint8Array {
-  return g.multiply(scalar).toBytes();
-}
-
-/**
- * G.scalar_mult_vfy(y, X): the encoding of y·decode(X), or G.I (32 zero bytes) if X does not
- * decode or is the neutral element (§8.3).
- */
-export function scalarMultVfy(scalar: bigint, encoded: Uint8Array): Uint8Array {
-  let point: Point;
+/** G.scalar_mult_vfy(y, X): X25519(y, X), or G.I (32 zero bytes) when that is the neutral element (§8.2). */
+export function scalarMultVfy(scalar: Uint8Array | X25519Secret, encoded: Uint8Array): Uint8Array {
   try {
-    point = ristretto255.Point.fromBytes(encoded);
+    return scalar instanceof Uint8Array ? x25519(scalar, encoded) : scalar.multiply(encoded);
   } catch {
+    // curves.ts refuses the all-zero result (a low-order u), which is exactly G.I here.
     return IDENTITY.slice();
   }
-  return point.is0() ? IDENTITY.slice() : point.multiply(scalar).toBytes();
 }
 
 /** transcript_ir(Ya, ADa, Yb, ADb) = lv_cat(Ya, ADa) || lv_cat(Yb, ADb) (§A.3.4). */
@@ -152,9 +150,9 @@ export interface CpaceResult {
 }
 
 // Secrets stay in module-private maps, out of reach of logging or serialising the handles, and
-// are removed on first use so that a scalar is never used twice (§10.9). A bigint cannot be
-// wiped; dropping its only reference is the best JavaScript allows.
-const pendingRuns = new WeakMap<CpaceStart, { scalar: bigint; sid: Uint8Array }>();
+// are removed on first use so that a scalar is never used twice (§10.9). The scalar itself never
+// leaves OpenSSL (curves.ts x25519Secret).
+const pendingRuns = new WeakMap<CpaceStart, { scalar: X25519Secret; sid: Uint8Array }>();
 const expectedConfirms = new WeakMap<CpaceResult, Uint8Array>();
 
 /** Start a run: compute the generator from the password and send Y = y·g with the AD. */
@@ -166,10 +164,11 @@ export function cpaceStart(role: CpaceRole, inputs: CpaceInputs): CpaceStart {
   const ci = requireBytes("ci", inputs.ci, { min: 0, max: MAX_INPUT_BYTES });
   const sid = requireBytes("sid", inputs.sid, SID_BYTES);
   const ad = requireBytes("ad", inputs.ad ?? new Uint8Array(0), { min: 0, max: MAX_AD_BYTES });
-  const scalar = sampleScalar();
+  const scalar = x25519Secret();
   const start: CpaceStart = Object.freeze({
     role,
-    message: lvCat(scalarMult(scalar, calculateGenerator(password, ci, sid)), ad),
+    // y·g is G.I only for a low-order g, which Elligator 2 gives with negligible probability; multiply() would then throw.
+    message: lvCat(scalar.multiply(calculateGenerator(password, ci, sid)), ad),
   });
   pendingRuns.set(start, { scalar, sid: sid.slice() });
   return start;

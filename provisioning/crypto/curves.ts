@@ -1,7 +1,7 @@
 /**
  * Ed25519 (RFC 8032) and X25519 (RFC 7748) on raw 32-byte keys, computed by Node's OpenSSL.
  *
- * Why not @noble/curves, as for CPace's ristretto255: on this project's reference machine noble
+ * Why not @noble/curves (CPace keeps it for Elligator 2 only): on this project's reference machine noble
  * signs about 550 times a second and computes about 300 X25519s a second; OpenSSL does 10,000 and
  * 8,000 (docs/performance.md). The IQ signs every answer and event and computes an X25519 for every
  * sealed command, on a Pi Zero as well: at noble's speed an opening would spend 5 ms here and tens
@@ -80,13 +80,23 @@ export function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array
   return sharedSecret(secretKeyObject("x25519", secretKey), publicKey);
 }
 
-/**
- * A fresh X25519 key pair used once against `peerPublic`: its public half and the shared secret.
- * The secret half never leaves OpenSSL (nothing to zeroise, nothing to import).
- */
-export function x25519Ephemeral(peerPublic: Uint8Array): { publicKey: Uint8Array; shared: Uint8Array } {
+/** A fresh X25519 secret that never leaves OpenSSL (nothing to zeroise, nothing to import). */
+export interface X25519Secret {
+  /** Its public key, X25519(k, 9). */
+  readonly publicKey: Uint8Array;
+  /** X25519(k, u) for any u-coordinate; IqError `crypto_input_invalid` for an all-zero result. */
+  multiply(u: Uint8Array): Uint8Array;
+}
+
+export function x25519Secret(): X25519Secret {
   const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  return { publicKey: rawPublic(publicKey), shared: sharedSecret(privateKey, peerPublic) };
+  return { publicKey: rawPublic(publicKey), multiply: (u) => sharedSecret(privateKey, u) };
+}
+
+/** A fresh X25519 key pair used once against `peerPublic`: its public half and the shared secret. */
+export function x25519Ephemeral(peerPublic: Uint8Array): { publicKey: Uint8Array; shared: Uint8Array } {
+  const secret = x25519Secret();
+  return { publicKey: secret.publicKey, shared: secret.multiply(peerPublic) };
 }
 
 function sharedSecret(privateKey: KeyObject, peerPublic: Uint8Array): Uint8Array {

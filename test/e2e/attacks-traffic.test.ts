@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { lvCat, utf8 } from "../../provisioning/crypto/bytes.js";
 import { checkCommandMac, openCommand, openWithKey } from "../../provisioning/crypto/command-seal.js";
-import { generateIdentity, signDocument } from "../../provisioning/crypto/identity.js";
+import { generateIdentity, signDocument, staticPublicKey } from "../../provisioning/crypto/identity.js";
 import type { IqEvent } from "../../provisioning/app/companion.js";
 import { fromB64u } from "../../provisioning/pairing.js";
 import { connectClient } from "../support/mqtt.js";
@@ -247,7 +247,7 @@ describe("attack: a recording of the broker plus a stolen key file", () => {
       const sealed = { iqId: iq.iqId, appId: stolen.appId!, requestId: r.id, epk: fromB64u(r.args.epk!), box: fromB64u(r.args.box!) };
       expect(checkCommandMac({ ...sealed, appKey: messageKey, mac: fromB64u(r.args.mac!) })).toBe(true);
       for (const guess of [randomBytes(32), ...keys]) {
-        expect(() => openCommand({ ...sealed, appKey: messageKey, iqStaticSecret: new Uint8Array(guess) })).toThrow();
+        expect(() => openCommand({ ...sealed, appKey: messageKey, iqStatic: { secretKey: new Uint8Array(guess), publicKey: staticPublicKey(new Uint8Array(guess)) } })).toThrow();
       }
     }
   });

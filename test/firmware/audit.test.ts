@@ -24,8 +24,13 @@ describe("audit trail", () => {
     const kept = await audit.list({ limit: 500 });
     expect(kept.map((e) => e.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 51));
     expect((await audit.pending(500)).length).toBe(150);
-    await audit.acknowledge(1);
+    audit.acknowledge(1);
     expect((await audit.pending(1))[0]?.seq).toBe(2);
+    // The acknowledged event leaves the disk with the next event's batch, not in a write of its own.
+    const onDisk = () => store.sublevel("outbox").keys({ limit: 1 }).all();
+    expect(await onDisk()).toEqual(["000000000000001"]);
+    await audit.record({ type: "opened", source: "button" });
+    expect(await onDisk()).toEqual(["000000000000002"]);
   });
 
   it("a failing listener neither undoes nor blocks the recorded event", async () => {

@@ -8,6 +8,7 @@ import {
   ensureDeviceKey,
   readDeviceKey,
 } from "../../firmware/device-key.js";
+import { unwrapDeviceKey, wrapDeviceKey, WRAPPED_BYTES } from "../../firmware/device-key-wrap.js";
 import { IqError } from "../../firmware/errors.js";
 import { tempStateDir } from "./temp-state.js";
 
@@ -87,5 +88,68 @@ describe("device key", () => {
   it("destroy does nothing when there is no key (a reset interrupted and run again)", async () => {
     const file = deviceKeyFile(tempStateDir());
     await expect(destroyDeviceKey(file)).resolves.toBeUndefined();
+  });
+});
+
+describe("device key wrapped with the board's OTP key", () => {
+  const board = { key: new Uint8Array(32).fill(0xa5) };
+  const otherBoard = { key: new Uint8Array(32).fill(0x5a) };
+  const noBoard = { reason: "rpi-otp-private-key is not installed" };
+
+  it("is stored wrapped, says so in its header, and opens on its own board", async () => {
+    const file = deviceKeyFile(tempStateDir());
+    const key = await ensureDeviceKey(file, board);
+    const stored = new Uint8Array(readFileSync(file));
+    expect(stored).toHaveLength(WRAPPED_BYTES);
+    expect(Buffer.from(stored.subarray(0, 4)).toString()).toBe("IQWK");
+    expect(Buffer.from(stored).includes(Buffer.from(key))).toBe(false);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(await readDeviceKey(file, board)).toEqual(key);
+    expect(await ensureDeviceKey(file, board)).toEqual(key);
+  });
+
+  it("a card moved to another Pi: refused, saying so and what to do", async () => {
+    const file = deviceKeyFile(tempStateDir());
+    await ensureDeviceKey(file, board);
+    const refusal = (await readDeviceKey(file, otherBoard).catch((e: unknown) => e)) as IqError;
+    expect(refusal).toMatchObject({ code: "device_key_wrong_board" });
+    expect(refusal.message).toMatch(/wrapped with the OTP key of another board/);
+    expect(refusal.message).toMatch(/Put the card back into its own Pi/);
+  });
+
+  it("a wrapped key on a machine that cannot read an OTP key: refused, never replaced", async () => {
+    const file = deviceKeyFile(tempStateDir());
+    const key = await ensureDeviceKey(file, board);
+    const refusal = (await ensureDeviceKey(file, noBoard).catch((e: unknown) => e)) as IqError;
+    expect(refusal).toMatchObject({ code: "device_key_otp_unavailable" });
+    expect(refusal.message).toContain("rpi-otp-private-key is not installed");
+    expect(await readDeviceKey(file, board)).toEqual(key);
+  });
+
+  it("a plain key on a board that now has an OTP key is wrapped in place, and stays the same key", async () => {
+    const file = deviceKeyFile(tempStateDir());
+    const key = await ensureDeviceKey(file);
+    expect(await readDeviceKey(file, board)).toEqual(key);
+    expect(statSync(file).size).toBe(WRAPPED_BYTES);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(file, ".."))).toEqual(["device.key"]);
+    await expect(readDeviceKey(file, otherBoard)).rejects.toMatchObject({ code: "device_key_wrong_board" });
+  });
+
+  it("a wrapped file with a flipped bit does not open", async () => {
+    const file = deviceKeyFile(tempStateDir());
+    await ensureDeviceKey(file, board);
+    const stored = readFileSync(file);
+    stored[WRAPPED_BYTES - 1]! ^= 1;
+    writeFileSync(file, stored);
+    await expect(readDeviceKey(file, board)).rejects.toMatchObject({ code: "device_key_wrong_board" });
+  });
+
+  it("wrap and unwrap are inverse, and only under the same OTP key", () => {
+    const key = new Uint8Array(32).fill(3);
+    const wrapped = wrapDeviceKey(key, board.key);
+    expect(unwrapDeviceKey(wrapped, board.key)).toEqual(key);
+    expect(unwrapDeviceKey(wrapped, otherBoard.key)).toBeUndefined();
+    expect(wrapDeviceKey(key, board.key)).not.toEqual(wrapped);
   });
 });

@@ -1,9 +1,11 @@
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MockGpio } from "../../hal/mock-backend.js";
 import { validateConfig } from "../../firmware/config.js";
+import { deviceKeyFile, ensureDeviceKey } from "../../firmware/device-key.js";
 import { Hub } from "../../firmware/hub.js";
 import { createLogger } from "../../firmware/log.js";
 import { Store } from "../../firmware/store.js";
@@ -183,6 +185,8 @@ describe("hub on mock GPIO", () => {
 
   it("a factory reset cut short by a power failure is finished at the next start", async () => {
     await startHub(undefined, async (store) => {
+      // Cut short before the device key went: the store is still sealed under it.
+      await store.protect(await ensureDeviceKey(deviceKeyFile(stateDir)));
       await store.put("meta", "claimed", true);
       await store.put("meta", "resetting", true);
       await store.put("users", "alice", { role: "owner" });
@@ -194,8 +198,12 @@ describe("hub on mock GPIO", () => {
 
   it("a claimed IQ whose device key is gone resets itself instead of running on unreadable secrets", async () => {
     await startHub(undefined, async (store) => {
+      await store.protect(randomBytes(32));
       await store.put("meta", "claimed", true);
+      await store.put("meta", "iqId", "iq-keeps-its-id");
     });
+    expect(hub.iqId).toBe("iq-keeps-its-id");
+    expect((await hub.events.list()).map((e) => [e.type, e.source])).toEqual([["factory_reset", "system"]]);
     expect(lines.some((l) => l.includes("device key") && l.includes("missing"))).toBe(true);
     expect(hub.lifecycle.phase).toBe("unclaimed");
   });

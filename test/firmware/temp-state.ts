@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Level } from "level";
 import { onTestFinished } from "vitest";
 import { Store } from "../../firmware/store.js";
 
@@ -12,9 +13,34 @@ export function tempStateDir(): string {
   return dir;
 }
 
-/** A store under `stateDir`, closed when the current test ends (closing twice is harmless). */
+/** The device key the seal of test stores is made under (the same at every reopening). */
+export const TEST_DEVICE_KEY: Readonly<Uint8Array> = new Uint8Array(32).fill(7);
+
+/**
+ * A store under `stateDir`, its seal checked under TEST_DEVICE_KEY (as the hub does at start),
+ * closed when the current test ends (closing twice is harmless).
+ */
 export async function openStore(stateDir: string): Promise<Store> {
   const store = await Store.open(stateDir);
   onTestFinished(() => store.close());
+  await store.protect(TEST_DEVICE_KEY.slice());
   return store;
+}
+
+const rawSublevel = (db: Level<string, unknown>, name: string) => db.sublevel<string, unknown>(name, { valueEncoding: "json" });
+/** A sublevel of a LevelDB opened directly (see editRaw). */
+export type RawSublevel = ReturnType<typeof rawSublevel>;
+
+/**
+ * Edits the store under `stateDir` as someone with the card but without the device key would:
+ * LevelDB opened directly, around the Store and its seal. `edit` gets each sublevel by name.
+ */
+export async function editRaw(stateDir: string, edit: (sublevel: (name: string) => RawSublevel) => Promise<void>): Promise<void> {
+  const db = new Level<string, unknown>(join(stateDir, "db"), { valueEncoding: "json" });
+  await db.open();
+  try {
+    await edit((name) => rawSublevel(db, name));
+  } finally {
+    await db.close();
+  }
 }

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MockGpio } from "../../hal/mock-backend.js";
+import type { OtpKeyPort } from "../../hal/otp-key.js";
 import { validateConfig } from "../../firmware/config.js";
 import { Hub } from "../../firmware/hub.js";
 import { createLogger } from "../../firmware/log.js";
@@ -43,6 +44,8 @@ export interface TestHubOptions {
   iqId?: string;
   /** Raw config merged over the test defaults (e.g. short button thresholds). */
   config?: Record<string, unknown>;
+  /** The board's OTP key (default: the real tool, absent on this machine). */
+  otpKey?: OtpKeyPort;
 }
 
 export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
@@ -71,8 +74,17 @@ export async function startTestHub(options: TestHubOptions): Promise<TestHub> {
     monotonic: () => performance.now() + monotonicShiftMs,
     mqtt: options.broker !== undefined,
     ble: options.config?.ble !== undefined,
+    otpKey: options.otpKey,
   });
-  await hub.start(await Store.open(stateDir));
+  const store = await Store.open(stateDir);
+  try {
+    await hub.start(store);
+  } catch (error) {
+    // As a failed start of the process would: pins released, store closed for the next try.
+    await hub.close();
+    await store.close();
+    throw error;
+  }
   return {
     hub,
     gpio,

@@ -258,7 +258,7 @@ describe("installer", () => {
     const root = await tree({ [BOOT_CONFIG]: "", "usr/local/bin/iq": "#!/bin/sh\necho someone else's iq\n" });
     const { code, out } = await install(root);
     expect(code).toBe(0);
-    expect(out).toContain("note: /usr/local/bin/iq exists and is not iq-hub's: left alone (the CLI is /opt/iq-hub/bin/iq.js)");
+    expect(out).toContain("note: /usr/local/bin/iq exists and is not iq-hub's: left alone (the companion CLI is /opt/iq-hub/bin/iq.js)");
     expect(await read(root, "usr/local/bin/iq")).toBe("#!/bin/sh\necho someone else's iq\n");
   });
 

@@ -229,6 +229,7 @@ describe("iq over a broker", () => {
         claimed: true,
         claimWindowOpen: false,
         clockSynced: false,
+        keyProtection: "otp-wrapped",
         locks: [{ name: "door", unlocked: false, officeMode: true }],
       };
       const outcome =
@@ -250,7 +251,8 @@ describe("iq over a broker", () => {
 
     expect(run.stderr).toBe("");
     expect(run.stdout).toBe(
-      "IQ iq-status (v0.1.0): ready; clock NOT synchronised: Codes are refused until it is\ndoor: Office Mode on (held open)\n",
+      "IQ iq-status (v0.1.0): ready; clock NOT synchronised: Codes are refused until it is\ndoor: Office Mode on (held open)\n" +
+        "keys: otp-wrapped (bound to this board's OTP key)\n",
     );
   });
 

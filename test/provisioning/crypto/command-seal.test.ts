@@ -20,7 +20,7 @@ import {
   sealCommand,
   sealWithKey,
 } from "../../../provisioning/crypto/command-seal.js";
-import { generateStaticKey } from "../../../provisioning/crypto/identity.js";
+import { generateStaticKey, staticPublicKey } from "../../../provisioning/crypto/identity.js";
 
 const failed = (code: string): unknown => expect.objectContaining({ code });
 const refused = failed("seal_invalid");
@@ -35,8 +35,10 @@ const command = utf8(JSON.stringify({ op: "open", lock: "front", pin: "604913", 
 const seal = (payload: Uint8Array = command) =>
   sealCommand({ ...ids, appKey, iqStaticKey: iqStatic.publicKey, payload });
 type Sealed = ReturnType<typeof seal>;
+/** The IQ's key pair for a static secret (a guess, or a reused buffer): its public half is computed from it. */
+const staticPair = (secretKey: Uint8Array) => ({ iqStatic: { secretKey, publicKey: staticPublicKey(secretKey) } });
 const open = (sealed: Sealed, overrides: Partial<Parameters<typeof openCommand>[0]> = {}) =>
-  openCommand({ ...ids, appKey, iqStaticSecret: iqStatic.secretKey, epk: sealed.epk, box: sealed.box, ...overrides });
+  openCommand({ ...ids, appKey, iqStatic, epk: sealed.epk, box: sealed.box, ...overrides });
 const check = (sealed: Sealed, overrides: Partial<Parameters<typeof checkCommandMac>[0]> = {}) =>
   checkCommandMac({ ...ids, appKey, epk: sealed.epk, box: sealed.box, mac: sealed.mac, ...overrides });
 const flip = (bytes: Uint8Array, index: number, mask = 1): Uint8Array => {
@@ -164,7 +166,7 @@ describe("sealed commands", () => {
   it("opens only with the static secret of the IQ it was sealed to", () => {
     const sealed = seal();
     expect(check(sealed)).toBe(true); // the MAC does not involve the static key…
-    expect(() => open(sealed, { iqStaticSecret: otherStatic.secretKey })).toThrow(refused); // …the box does
+    expect(() => open(sealed, staticPair(otherStatic.secretKey))).toThrow(refused); // …the box does
   });
 
   it("forward secrecy: a recorded command plus the app's key file, without the ephemeral secret, opens nothing", () => {
@@ -172,7 +174,7 @@ describe("sealed commands", () => {
     // The thief has appKey, iqId, appId, requestId, epk, mac and box, and the IQ's static public key.
     expect(check(recorded)).toBe(true);
     for (const guess of [appKey, new Uint8Array(32), iqStatic.publicKey, recorded.epk, otherStatic.secretKey]) {
-      expect(() => open(recorded, { iqStaticSecret: guess })).toThrow(refused);
+      expect(() => open(recorded, staticPair(guess))).toThrow(refused);
     }
     // Deriving the keys from what is known, with the app key (or a public value) in place of dh.
     const [iqId, appId, requestId] = [utf8(ids.iqId), utf8(ids.appId), utf8(ids.requestId)];
@@ -233,11 +235,11 @@ describe("sealed commands", () => {
 
   it("keeps working when the IQ's static secret buffer is reused for another key", () => {
     const buffer = iqStatic.secretKey.slice();
-    expect(hex(open(seal(), { iqStaticSecret: buffer }).payload)).toBe(hex(command));
+    expect(hex(open(seal(), staticPair(buffer)).payload)).toBe(hex(command));
     buffer.set(otherStatic.secretKey);
     const toOther = sealCommand({ ...ids, appKey, iqStaticKey: otherStatic.publicKey, payload: command });
-    expect(hex(open(toOther, { iqStaticSecret: buffer }).payload)).toBe(hex(command));
-    expect(() => open(seal(), { iqStaticSecret: buffer })).toThrow(refused);
+    expect(hex(open(toOther, staticPair(buffer)).payload)).toBe(hex(command));
+    expect(() => open(seal(), staticPair(buffer))).toThrow(refused);
   });
 
   it("refuses bad arguments of the caller's own at the door", () => {
@@ -247,7 +249,7 @@ describe("sealed commands", () => {
     expect(() => sealCommand({ ...good, appKey: new Uint8Array(16) })).toThrow(invalid);
     expect(() => sealCommand({ ...good, iqStaticKey: new Uint8Array(31) })).toThrow(invalid);
     expect(() => sealCommand({ ...good, iqId: "" })).toThrow(invalid);
-    expect(() => open(sealed, { iqStaticSecret: new Uint8Array(31) })).toThrow(invalid);
+    expect(() => open(sealed, { iqStatic: { secretKey: new Uint8Array(31), publicKey: iqStatic.publicKey } })).toThrow(invalid);
     expect(() => open(sealed, { appKey: new Uint8Array(31) })).toThrow(invalid);
     expect(() => check(sealed, { appKey: new Uint8Array(31) })).toThrow(invalid);
   });

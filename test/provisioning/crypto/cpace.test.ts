@@ -1,5 +1,4 @@
-import { ristretto255 } from "@noble/curves/ed25519.js";
-import { bytesToNumberLE } from "@noble/curves/utils.js";
+import { x25519 } from "@noble/curves/ed25519.js";
 import { sha512 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import fc from "fast-check";
@@ -20,60 +19,73 @@ import {
   type CpaceInputs,
 } from "../../../provisioning/crypto/cpace.js";
 
-/** draft-irtf-cfrg-cpace-21, Appendix B.3 (CPACE-RISTR255-SHA512). */
-const B3 = {
+/** draft-irtf-cfrg-cpace-21, Appendix B.1 (CPACE-X25519-SHA512), from the CFRG repository's testvectors.json/.md. */
+const B1 = {
   prs: utf8("Password"),
   ci: hexToBytes("0b415f696e69746961746f720b425f726573706f6e646572"),
   sid: hexToBytes("7e4b4791d6a8ef019b936c79fb7f2c57"),
-  generatorString:
-    "11435061636552697374726574746f3235350850617373776f726464" +
-    "00".repeat(100) +
-    "180b415f696e69746961746f720b425f726573706f6e646572107e4b4791d6a8ef019b936c79fb7f2c57",
-  hash:
-    "da6d3ddc8802fca9058755ffd3ebde08a9c2c74945901a258482a288b6663af0" +
-    "6bf645c93cd1c51512307199c80e84908916d983b34af77205f90851a657ee27",
-  g: "222b6b195fe84b1652badb6f6a3ae3d24341e7306967f0b8115b40d5698c7e56",
-  ya: "da3d23700a9e5699258aef94dc060dfda5ebb61f02a5ea77fad53f4ff0976d08",
+  g: "d04bf6d41f6a289632a2e929fa29bebd51092512a7829fdde7d314b62f05a73f",
+  ya: "21b4f4bd9e64ed355c3eb676a28ebedaf6d8f17bdc365995b319097153044080",
   ADa: utf8("ADa"),
-  Ya: "d6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0eec482b9157",
-  yb: "d2316b454718c35362d83d69df6320f38578ed5984651435e2949762d900b80d",
+  Ya: "1d13c89278cdadd826f6d8d7f887701430f8380ddc17611cdd6dc989ce0c9f32",
+  yb: "848b0779ff415f0af4ea14df9dd1d3c29ac41d836c7808896c4eba19c51ac40a",
   ADb: utf8("ADb"),
-  Yb: "3ea7e0b19560d7c0b0f5734f63b955286dfa8232b5ebe63324e2d9e7433f7258",
-  K: "80b69a8a76457ab6a4d7f887a4bf6b55a2f80ac19c333f917a05fc9887c8b40f",
-  transcriptIr:
-    "20d6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0eec482b915703414461" +
-    "203ea7e0b19560d7c0b0f5734f63b955286dfa8232b5ebe63324e2d9e7433f725803414462",
+  Yb: "248cccf6d5cdc3646f0ad593f9e6cef4e69d4945f8372e623512ecea32185623",
+  K: "5b067effbdc0b2a0e1d907b21ebb25cfedb96a852179a847c37e43ee71322c6b",
   iskIr:
-    "b69effbf61b51d56401c0f65601abe428de8206feaaf0e32198896dcae7b35cd" +
-    "2b38950a39dfd5d4a79164614c2984f7daa460b588c1e80c3fa2068af7900447",
-  // B.3.10 / B.3.11: scalar_mult_vfy with a valid point, a non-decodable one and the identity.
-  s: "7cd0e075fa7955ba52c02759a6c90dbbfc10e6d40aea8d283e407d88cf538a05",
-  X: "2c3c6b8c4f3800e7aef6864025b4ed79bd599117e427c41bd47d93d654b4a51c",
-  sX: "7c13645fe790a468f62c39beb7388e541d8405d1ade69d1778c5fe3e7f6b600e",
-  Yi1: "2b3c6b8c4f3800e7aef6864025b4ed79bd599117e427c41bd47d93d654b4a51c",
-  Yi2: "00".repeat(32),
+    "6e19b875f7a561d6b3ca3dbb9ef42ac55de3e717881018204b8922b4d5e53bb2" +
+    "aa82c300bea7b65d2b671da71922ddf6472301b79bc270adfa8bf413285f2263",
 };
-const scalar = (hex: string): bigint => bytesToNumberLE(hexToBytes(hex));
+/** testvectors.md, "calculate_generator with group X25519": the generator string and its hash spelled out. */
+const GEN = {
+  ci: hexToBytes("6f630b425f726573706f6e6465720b415f696e69746961746f72"),
+  generatorString:
+    "0843506163653235350850617373776f72646d" +
+    "00".repeat(109) +
+    "1a6f630b425f726573706f6e6465720b415f696e69746961746f72107e4b4791d6a8ef019b936c79fb7f2c57",
+  hash: "92806dc608984dbf4e4aae478c6ec453ae979cc01ecc1a2a7cf49f5cee56551b",
+  g: "64e8099e3ea682cfdc5cb665c057ebb514d06bf23ebc9f743b51b82242327074",
+};
+/** testvectors.md, "G_X25519.scalar_mult_vfy: low order points": u → scalar_mult_vfy(s, u). */
+const VFY_SCALAR = "af46e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449aff";
+const ZERO = "00".repeat(32);
+const VFY: [string, string][] = [
+  ["0000000000000000000000000000000000000000000000000000000000000000", ZERO],
+  ["0100000000000000000000000000000000000000000000000000000000000000", ZERO],
+  ["ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", ZERO],
+  ["e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", ZERO],
+  ["5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157", ZERO],
+  ["edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", ZERO],
+  ["daffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "d8e2c776bbacd510d09fd9278b7edcd25fc5ae9adfba3b6e040e8d3b71b21806"],
+  ["eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", ZERO],
+  ["dbffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "c85c655ebe8be44ba9c0ffde69f2fe10194458d137f09bbff725ce58803cdb38"],
+  ["d9ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "db64dafa9b8fdd136914e61461935fe92aa372cb056314e1231bc4ec12417456"],
+  ["cdeb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880", "e062dcd5376d58297be2618c7498f55baa07d7e03184e8aada20bca28888bf7a"],
+  ["4c9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7", "993c6ad11c4c29da9a56f7691fd0ff8d732e49de6250b6c2e80003ff4629a175"],
+];
+/** The shares that MUST abort a run (u0–u5 and u7). */
+const ABORTING = VFY.filter(([, q]) => q === ZERO).map(([u]) => u);
 
-describe("CPace known answers (draft-irtf-cfrg-cpace Appendix B.3, ristretto255 + SHA-512)", () => {
-  it("computes the generator string, its hash and the generator g (B.3.1)", () => {
-    expect(bytesToHex(generatorString(B3.prs, B3.ci, B3.sid))).toBe(B3.generatorString);
-    expect(bytesToHex(sha512(hexToBytes(B3.generatorString)))).toBe(B3.hash);
-    expect(bytesToHex(calculateGenerator(B3.prs, B3.ci, B3.sid).toBytes())).toBe(B3.g);
+describe("CPace known answers (draft-irtf-cfrg-cpace Appendix B.1, X25519 + SHA-512)", () => {
+  it("computes the generator string, its hash and the generator g", () => {
+    expect(bytesToHex(generatorString(B1.prs, GEN.ci, B1.sid))).toBe(GEN.generatorString);
+    expect(bytesToHex(sha512(hexToBytes(GEN.generatorString)).subarray(0, 32))).toBe(GEN.hash);
+    expect(bytesToHex(calculateGenerator(B1.prs, GEN.ci, B1.sid))).toBe(GEN.g);
+    expect(bytesToHex(calculateGenerator(B1.prs, B1.ci, B1.sid))).toBe(B1.g);
   });
 
-  it("computes Ya, Yb and the shared K from both sides (B.3.2-B.3.4)", () => {
-    const g = calculateGenerator(B3.prs, B3.ci, B3.sid);
-    expect(bytesToHex(scalarMult(scalar(B3.ya), g))).toBe(B3.Ya);
-    expect(bytesToHex(scalarMult(scalar(B3.yb), g))).toBe(B3.Yb);
-    expect(bytesToHex(scalarMultVfy(scalar(B3.ya), hexToBytes(B3.Yb)))).toBe(B3.K);
-    expect(bytesToHex(scalarMultVfy(scalar(B3.yb), hexToBytes(B3.Ya)))).toBe(B3.K);
+  it("computes Ya, Yb and the shared K from both sides (OpenSSL's X25519, and noble's as a second opinion)", () => {
+    const g = calculateGenerator(B1.prs, B1.ci, B1.sid);
+    expect(bytesToHex(scalarMult(hexToBytes(B1.ya), g))).toBe(B1.Ya);
+    expect(bytesToHex(scalarMult(hexToBytes(B1.yb), g))).toBe(B1.Yb);
+    expect(bytesToHex(scalarMultVfy(hexToBytes(B1.ya), hexToBytes(B1.Yb)))).toBe(B1.K);
+    expect(bytesToHex(scalarMultVfy(hexToBytes(B1.yb), hexToBytes(B1.Ya)))).toBe(B1.K);
+    expect(bytesToHex(x25519.scalarMult(hexToBytes(B1.ya), hexToBytes(B1.Yb)))).toBe(B1.K);
   });
 
-  it("computes transcript_ir and ISK_IR (B.3.5)", () => {
-    const transcript = transcriptIr(hexToBytes(B3.Ya), B3.ADa, hexToBytes(B3.Yb), B3.ADb);
-    expect(bytesToHex(transcript)).toBe(B3.transcriptIr);
-    expect(bytesToHex(computeIsk(B3.sid, hexToBytes(B3.K), transcript))).toBe(B3.iskIr);
+  it("computes ISK_IR from transcript_ir", () => {
+    const transcript = transcriptIr(hexToBytes(B1.Ya), B1.ADa, hexToBytes(B1.Yb), B1.ADb);
+    expect(bytesToHex(computeIsk(B1.sid, hexToBytes(B1.K), transcript))).toBe(B1.iskIr);
   });
 
   it("matches the transcript_ir vectors of A.3.5", () => {
@@ -84,15 +96,8 @@ describe("CPace known answers (draft-irtf-cfrg-cpace Appendix B.3, ristretto255 
     );
   });
 
-  it("scalar_mult and scalar_mult_vfy agree on a valid point (B.3.10)", () => {
-    const X = hexToBytes(B3.X);
-    expect(bytesToHex(scalarMult(scalar(B3.s), ristretto255.Point.fromBytes(X)))).toBe(B3.sX);
-    expect(bytesToHex(scalarMultVfy(scalar(B3.s), X))).toBe(B3.sX);
-  });
-
-  it("scalar_mult_vfy returns G.I for an undecodable point and for the identity (B.3.11)", () => {
-    expect(bytesToHex(scalarMultVfy(scalar(B3.s), hexToBytes(B3.Yi1)))).toBe(B3.Yi2);
-    expect(bytesToHex(scalarMultVfy(scalar(B3.s), hexToBytes(B3.Yi2)))).toBe(B3.Yi2);
+  it.each(VFY)("scalar_mult_vfy(s, %s) is %s (low-order and non-canonical u)", (u, q) => {
+    expect(bytesToHex(scalarMultVfy(hexToBytes(VFY_SCALAR), hexToBytes(u)))).toBe(q);
   });
 });
 
@@ -160,8 +165,9 @@ describe("CPace runs", () => {
     expect(() => cpaceVerifyConfirm(looped, looped.confirm)).toThrow(failed("cpace_confirm_failed"));
   });
 
-  it("aborts on a peer share that does not decode or is the identity (B.3.11)", () => {
-    for (const share of [B3.Yi1, B3.Yi2]) {
+  it("aborts on a peer share of low order (u0–u5, u7 of the draft's vectors)", () => {
+    expect(ABORTING).toHaveLength(7);
+    for (const share of ABORTING) {
       const iq = cpaceStart("responder", inputs());
       expect(() => cpaceFinish(iq, lvCat(hexToBytes(share), utf8("ADa")))).toThrow(failed("cpace_invalid_point"));
     }
