@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { deviceKeyFile, readDeviceKey } from "../firmware/device-key.js";
 import { SecretStore } from "../firmware/secret-store.js";
+import { RpiOtpKeyTool } from "../hal/otp-key.js";
 import { Store, type StoreOp } from "../firmware/store.js";
 import { Users } from "../firmware/users.js";
 import { durations, percentiles, progress, type Results } from "./measure.js";
@@ -70,12 +71,16 @@ function gathering(store: Store): { store: Store; take(): StoreOp[] } {
 
 /** Adds users to the stopped hub's state until it holds `total`. */
 async function fillState(stateDir: string, total: number): Promise<void> {
-  const deviceKey = await readDeviceKey(deviceKeyFile(stateDir));
+  // As Hub.start opens its state: the device key (wrapped by the board's OTP key where there is
+  // one), then the store's seal checked under it, so that the writes below keep the seal whole.
+  const deviceKey = await readDeviceKey(deviceKeyFile(stateDir), await new RpiOtpKeyTool().read());
   if (deviceKey === undefined) throw new Error(`no device key in ${stateDir}: the hub was not claimed?`);
   const store = await Store.open(stateDir);
-  const secrets = new SecretStore(store, deviceKey);
-  deviceKey.fill(0);
+  let secrets: SecretStore | undefined;
   try {
+    await store.protect(deviceKey);
+    secrets = new SecretStore(store, deviceKey);
+    deviceKey.fill(0);
     const batches = gathering(store);
     const users = new Users(batches.store, secrets);
     const started = performance.now();
@@ -87,7 +92,7 @@ async function fillState(stateDir: string, total: number): Promise<void> {
     }
     progress(`stored ${total} users in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
-    secrets.close();
+    secrets?.close();
     await store.close();
   }
 }
