@@ -52,7 +52,11 @@ export class Floors {
     await responder.subscribeAsync(`${root}/req`, { qos: 1 });
     await requester.subscribeAsync(`${root}/res`, { qos: 1 });
     const dir = mkdtempSync(join(tmpdir(), "iq-bench-floor-"));
-    const floors = new Floors(requester, responder, root, await Store.open(dir), dir);
+    const store = await Store.open(dir);
+    // Unlocked as the hub's is (a fresh store under a key of its own): each batch then keeps the
+    // store's seal up to date, as an opening's does.
+    await store.protect(randomBytes(32));
+    const floors = new Floors(requester, responder, root, store, dir);
     for (let i = 0; i < WARMUP; i++) await floors.sample(false);
     return floors;
   }
