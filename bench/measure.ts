@@ -1,42 +1,21 @@
 /**
- * Timing helpers and the shape of one result. Every measurement is a Row: numbers in one unit,
- * optionally judged against a target, or the reason it could not be taken.
+ * Timing helpers and the record of one run: each section puts its figures under the keys of
+ * metrics.ts; a section that cannot finish leaves the reason under every key it did not fill, so a
+ * missing figure is never silently absent.
  */
+import type { MetricKey } from "./metrics.js";
 
-export type Unit = "ops/s" | "ms" | "MiB";
+/** Figures of one metric: p50/p99/value and counts (`n`), plus whatever explains them. */
+export type Figures = Record<string, number | string | boolean>;
 
-export interface Target {
-  /** The value (a key of `values`) that is judged. */
-  stat: string;
-  /** It passes when strictly below this. */
-  below: number;
-  pass: boolean;
-}
+/**
+ * `unavailable`: the measurement cannot be taken here (no dbus-daemon); `failed`: it was tried
+ * and went wrong (an open refused or unanswered), which is a broken path, never a fast one.
+ */
+export type Outcome = { figures: Figures } | { unavailable: string } | { failed: string };
 
-export interface MeasuredRow {
-  name: string;
-  unit: Unit;
-  /** Named results in `unit`, in the order they are shown: { median, p95 } or { rate }. */
-  values: Record<string, number>;
-  /** How many runs or operations the values summarise. */
-  samples: number;
-  target?: Target;
-  /** A reference to read the values against without judging them (e.g. a figure from DESIGN). */
-  note?: string;
-}
-
-export interface UnavailableRow {
-  name: string;
-  unavailable: string;
-  /** Kept so that --strict knows a judged measurement is missing. */
-  target?: Pick<Target, "stat" | "below">;
-}
-
-export type Row = MeasuredRow | UnavailableRow;
-
-export function isMeasured(row: Row): row is MeasuredRow {
-  return !("unavailable" in row);
-}
+/** Thrown for what this machine lacks, as opposed to what went wrong. */
+export class Unavailable extends Error {}
 
 /** Nearest-rank quantile of already sorted samples, 0 < q ≤ 1. */
 function quantile(sorted: readonly number[], q: number): number {
@@ -45,26 +24,17 @@ function quantile(sorted: readonly number[], q: number): number {
   return value;
 }
 
-/** median and the requested upper quantiles (e.g. [0.95] → p95) of samples in ms. */
-export function distribution(samples: readonly number[], upper: readonly number[]): Record<string, number> {
+/** p50, p99 and the number of samples (p99 of fewer than 100 samples is their maximum or near it: `n` says so). */
+export function percentiles(samples: readonly number[]): { p50: number; p99: number; n: number } {
   const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    median: quantile(sorted, 0.5),
-    ...Object.fromEntries(upper.map((q) => [`p${Math.round(q * 100)}`, quantile(sorted, q)])),
-  };
-}
-
-/** Judges `stat` of `values` against `below`. */
-export function judged(values: Record<string, number>, stat: string, below: number): Target {
-  const value = values[stat];
-  return { stat, below, pass: value !== undefined && value < below };
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), n: sorted.length };
 }
 
 /**
  * Operations per second of a synchronous `op`, run for about `budgetMs` after a warm-up of a
  * fifth of it (the JIT and the ciphers' table set-up would otherwise count against the first runs).
  */
-export function rate(op: () => void, budgetMs: number): { rate: number; samples: number } {
+export function rate(op: () => void, budgetMs: number): { value: number; n: number } {
   const run = (ms: number): { count: number; elapsed: number } => {
     const start = performance.now();
     let count = 0;
@@ -78,11 +48,11 @@ export function rate(op: () => void, budgetMs: number): { rate: number; samples:
   };
   run(budgetMs / 5);
   const { count, elapsed } = run(budgetMs);
-  return { rate: (count * 1000) / elapsed, samples: count };
+  return { value: (count * 1000) / elapsed, n: count };
 }
 
 /** The duration in ms of each of `runs` calls of `op`, after `warmup` untimed ones. */
-export async function durations(op: () => void | Promise<void>, runs: number, warmup = 0): Promise<number[]> {
+export async function durations(op: () => unknown, runs: number, warmup = 0): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await op();
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -93,24 +63,47 @@ export async function durations(op: () => void | Promise<void>, runs: number, wa
   return samples;
 }
 
-/**
- * Runs a group of measurements that may fail part-way (a hub that does not start): rows already
- * taken are kept, and every name in `names` without a row becomes "unavailable: <reason>".
- */
-export async function measureGroup(
-  names: readonly string[],
-  targets: Readonly<Record<string, Pick<Target, "stat" | "below">>>,
-  measure: (add: (row: MeasuredRow) => void) => Promise<void>,
-): Promise<Row[]> {
-  const rows = new Map<string, Row>();
-  try {
-    await measure((row) => rows.set(row.name, row));
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    for (const name of names) {
-      const target = targets[name];
-      if (!rows.has(name)) rows.set(name, { name, unavailable: reason, ...(target === undefined ? {} : { target }) });
-    }
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Progress for whoever watches (stderr), never mixed into the JSON on stdout. */
+export function progress(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+export class Results {
+  private readonly outcomes = new Map<MetricKey, Outcome>();
+
+  set(key: MetricKey, figures: Figures): void {
+    this.outcomes.set(key, { figures });
   }
-  return names.flatMap((name) => rows.get(name) ?? []);
+
+  get(key: MetricKey): Outcome | undefined {
+    return this.outcomes.get(key);
+  }
+
+  /** The named figure of a measured metric, if it was measured. */
+  figure(key: MetricKey, name: string): number | undefined {
+    const outcome = this.outcomes.get(key);
+    const value = outcome !== undefined && "figures" in outcome ? outcome.figures[name] : undefined;
+    return typeof value === "number" ? value : undefined;
+  }
+
+  /**
+   * Runs one section, which fills some of `keys`; if it throws, the keys it has not filled get
+   * the reason, and the run goes on with the next section.
+   */
+  async section(title: string, keys: readonly MetricKey[], run: () => Promise<void>): Promise<void> {
+    progress(`${title}…`);
+    const started = performance.now();
+    try {
+      await run();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      progress(`${title}: ${reason}`);
+      for (const key of keys) {
+        if (!this.outcomes.has(key)) this.outcomes.set(key, error instanceof Unavailable ? { unavailable: reason } : { failed: reason });
+      }
+    }
+    progress(`${title}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
 }

@@ -47,15 +47,17 @@ export class Watched {
         this.notify();
         resolve();
       };
-      child.once("exit", (code, signal) => done(signal === null ? `exit code ${code}` : `signal ${signal}`));
+      // "close", not "exit": its stderr has been read to the end by then (a last line may say why).
+      child.once("close", (code, signal) => done(signal === null ? `exit code ${code}` : `signal ${signal}`));
       child.once("error", (error) => done(error.message));
     });
   }
 
-  static spawn(what: string, file: string, args: string[], env: NodeJS.ProcessEnv, dir?: string): Watched {
+  /** `dir` is removed when the process is stopped, unless `keepDir`. */
+  static spawn(what: string, file: string, args: string[], env: NodeJS.ProcessEnv, dir?: string, keepDir = false): Watched {
     const startedAt = performance.now();
     const child = spawn(file, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-    const cleanup = () => dir !== undefined && rmSync(dir, { recursive: true, force: true });
+    const cleanup = () => dir !== undefined && !keepDir && rmSync(dir, { recursive: true, force: true });
     return new Watched(child, what, startedAt, cleanup, dir);
   }
 
@@ -81,6 +83,15 @@ export class Watched {
       this.listeners.add(check);
       check();
     });
+  }
+
+  /** The last kept stderr line that matches, as a match (its groups), if any. */
+  lastMatch(pattern: RegExp): RegExpExecArray | undefined {
+    for (let i = this.lines.length - 1; i >= 0; i--) {
+      const match = pattern.exec(this.lines[i]!.text);
+      if (match !== null) return match;
+    }
+    return undefined;
   }
 
   /** Resolves once `port` on loopback accepts connections; rejects when the process ends first. */
@@ -147,14 +158,19 @@ export class Watched {
 /** An external broker, or the port of the embedded one the hub starts itself. */
 export type HubBroker = { brokerUrl: string } | { embeddedPort: number };
 
+/** The state directory of a hub started in `dir` (see spawnHub). */
+export const hubStateDir = (dir: string): string => join(dir, "state");
+
 /**
- * Starts `node dist/firmware/main.js` on mock GPIO with a fresh state directory (a new IQ, so
- * every start creates its device key and setup secret) and its own config file, so that neither
- * /etc/iq-hub/config.json nor the caller's IQ_HUB_* variables change what is measured.
+ * Starts `node dist/firmware/main.js` on mock GPIO with its own config file, so that neither
+ * /etc/iq-hub/config.json nor the caller's IQ_HUB_* variables change what is measured. By default
+ * in a fresh directory (a new IQ, so every start creates its device key and setup secret), removed
+ * when the hub stops; with `reuseDir`, in the directory of an earlier hub (the same IQ restarted),
+ * which the caller removes.
  */
-export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {}): Watched {
+export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {}, reuseDir?: string): Watched {
   if (!existsSync(HUB_ENTRY)) throw new Error(`${HUB_ENTRY} is missing: run npm run build`);
-  const dir = mkdtempSync(join(tmpdir(), "iq-bench-hub-"));
+  const dir = reuseDir ?? mkdtempSync(join(tmpdir(), "iq-bench-hub-"));
   const configFile = join(dir, "config.json");
   // The bench reads the info-level "state" lines; a config file of its own fixes the level.
   writeFileSync(configFile, JSON.stringify({ log: { level: "info" } }));
@@ -162,7 +178,7 @@ export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     IQ_HUB_CONFIG: configFile,
-    IQ_HUB_STATE_DIR: join(dir, "state"),
+    IQ_HUB_STATE_DIR: hubStateDir(dir),
     IQ_HUB_GPIO__BACKEND: "mock",
     IQ_HUB_IQ_ID: BENCH_IQ_ID,
     ...("brokerUrl" in broker ? { IQ_HUB_MQTT__URL: broker.brokerUrl } : { IQ_HUB_MQTT__EMBEDDED_PORT: String(broker.embeddedPort) }),
@@ -170,7 +186,7 @@ export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {
     IQ_HUB_BLE__ENABLED: "false",
     ...extraEnv,
   };
-  return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, dir);
+  return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, dir, reuseDir !== undefined);
 }
 
 /** mosquitto (see mosquittoConfig), watched like the hub; the tests' broker too. */
