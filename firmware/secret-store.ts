@@ -11,7 +11,7 @@
  * - A record that does not open (another device key, a damaged or altered record) is an
  *   IqError `secret_unreadable`, never a crash: the request that needed it gets that error code.
  */
-import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { xchachaOpen, xchachaSeal } from "../provisioning/crypto/aead.js";
 import { abytes, bytesToUtf8, randomBytes, utf8ToBytes } from "@noble/ciphers/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -94,7 +94,7 @@ export class SecretStore {
     const plaintext = encode(value);
     const nonce = randomBytes(NONCE_BYTES);
     try {
-      const ciphertext = xchacha20poly1305(this.cipherKey(), nonce, utf8ToBytes(key)).encrypt(plaintext);
+      const ciphertext = xchachaSeal(this.cipherKey(), nonce, utf8ToBytes(key), plaintext);
       const record: SealedRecord = { v: 1, sealed: Buffer.concat([nonce, ciphertext]).toString("base64") };
       return { type: "put", in: "secrets", key, value: record };
     } finally {
@@ -121,7 +121,8 @@ export class SecretStore {
       const sealed = Buffer.from(parseRecord(record).sealed, "base64");
       if (sealed.length < NONCE_BYTES + TAG_BYTES + 1) throw new Error("too short");
       const nonce = sealed.subarray(0, NONCE_BYTES);
-      plaintext = xchacha20poly1305(cipherKey, nonce, utf8ToBytes(key)).decrypt(sealed.subarray(NONCE_BYTES));
+      plaintext = xchachaOpen(cipherKey, nonce, utf8ToBytes(key), sealed.subarray(NONCE_BYTES));
+      if (plaintext === undefined) throw new Error("does not authenticate");
       return decode(plaintext);
     } catch {
       throw new IqError(

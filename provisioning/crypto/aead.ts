@@ -22,9 +22,10 @@ const SIGMA = new Uint32Array(new Uint8Array(Buffer.from("expand 32-byte k", "la
 /** The ChaCha20-Poly1305 key and 12-byte nonce that XChaCha20-Poly1305 runs as. */
 function subkey(key: Uint8Array, nonce: Uint8Array): { key: Uint8Array; iv: Uint8Array } {
   if (key.length !== KEY_BYTES || nonce.length !== XCHACHA_NONCE_BYTES) throw new RangeError("XChaCha20-Poly1305: a 32-byte key and a 24-byte nonce");
-  // Copies: the word views need aligned buffers of their own.
+  // Copies into buffers of their own: the word views need them aligned, and a Buffer's slice() is
+  // a view into a shared pool, not a copy.
   const words = new Uint32Array(8);
-  hchacha(SIGMA, new Uint32Array(key.slice().buffer), new Uint32Array(nonce.slice(0, 16).buffer), words);
+  hchacha(SIGMA, new Uint32Array(new Uint8Array(key).buffer), new Uint32Array(new Uint8Array(nonce.subarray(0, 16)).buffer), words);
   const iv = new Uint8Array(12);
   iv.set(nonce.subarray(16), 4);
   return { key: new Uint8Array(words.buffer), iv };

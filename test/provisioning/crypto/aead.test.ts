@@ -17,6 +17,14 @@ describe("XChaCha20-Poly1305 on OpenSSL (aead.ts), checked against @noble/cipher
     );
   });
 
+  it("takes Buffers (views into Node's shared pool) as well as Uint8Arrays", () => {
+    const key = Buffer.from("k".repeat(32));
+    const nonce = Buffer.from(`padding${"n".repeat(24)}`).subarray(7);
+    const sealed = Buffer.from(xchachaSeal(key, nonce, Buffer.from("ad"), Buffer.from("open")));
+    expect(sealed).toEqual(Buffer.from(xchacha20poly1305(new Uint8Array(key), new Uint8Array(nonce), new TextEncoder().encode("ad")).encrypt(new TextEncoder().encode("open"))));
+    expect(Buffer.from(xchachaOpen(key, nonce, Buffer.from("ad"), sealed)!).toString()).toBe("open");
+  });
+
   it("opens nothing that was changed: a flipped bit anywhere, other data, a short box", () => {
     const key = new Uint8Array(32).fill(7);
     const nonce = new Uint8Array(24).fill(9);
