@@ -11,6 +11,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HUB_ENTRY = fileURLToPath(new URL("../firmware/main.js", import.meta.url));
+const UNIT_FILE = fileURLToPath(new URL("../../systemd/iq-hub.service", import.meta.url));
+
+/** node's flags in the unit's ExecStart (`@NODE@ <flags> @PREFIX@/…`): the bench runs the hub as systemd does. */
+function unitNodeFlags(): string[] {
+  const execStart = /^ExecStart=@NODE@ (.*?)\s*@PREFIX@\//m.exec(readFileSync(UNIT_FILE, "utf8"));
+  if (execStart === null) throw new Error(`no ExecStart=@NODE@ … @PREFIX@/ line in ${UNIT_FILE}`);
+  return execStart[1]!.split(/\s+/).filter((flag) => flag !== "");
+}
 /** Configured rather than read back from the retained state: the bench knows its topics up front. */
 export const BENCH_IQ_ID = "bench-iq";
 const STOP_TIMEOUT_MS = 5_000;
@@ -186,7 +194,7 @@ export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {
     IQ_HUB_BLE__ENABLED: "false",
     ...extraEnv,
   };
-  return Watched.spawn("the hub", process.execPath, [HUB_ENTRY], env, dir, reuseDir !== undefined);
+  return Watched.spawn("the hub", process.execPath, [...unitNodeFlags(), HUB_ENTRY], env, dir, reuseDir !== undefined);
 }
 
 /** mosquitto (see mosquittoConfig), watched like the hub; the tests' broker too. */

@@ -51,13 +51,18 @@ export class Access {
     await this.recordThenCheck({ type: "opened", source: actor.source, user: actor.userId, lock }, spend);
     // A name is chosen by a person: made safe for one log line like any text from outside.
     this.log.info(`${lock} opened by ${untrusted(actor.name)}`, { user: actor.userId, source: actor.source });
+    const extending = this.pulsing.has(lock);
     this.pulsing.add(lock);
     const pulse = relay.pulse();
     this.lifecycle.setOpening(true);
-    void pulse.finally(() => {
-      this.pulsing.delete(lock);
-      this.lifecycle.setOpening(this.pulsing.size > 0);
-    });
+    // A pulse during a pulse extends it and hands back the same promise: watch its end once, or
+    // every opening while the door is open would add a reaction to it (memory, until it ends).
+    if (!extending) {
+      void pulse.finally(() => {
+        this.pulsing.delete(lock);
+        this.lifecycle.setOpening(this.pulsing.size > 0);
+      });
+    }
     return { lock, officeMode: this.office.has(lock) };
   }
 
