@@ -60,7 +60,11 @@ export function requireText(name: string, value: unknown): Uint8Array {
 /** 8-byte big-endian encoding of a counter or time step. */
 export function u64be(value: number): Uint8Array {
   const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, BigInt(requireUint("value", value)));
+  const view = new DataView(out.buffer);
+  // Two 32-bit halves, not a BigInt: a safe integer fits, and a Code check encodes a dozen of these.
+  const checked = requireUint("value", value);
+  view.setUint32(0, Math.floor(checked / 2 ** 32));
+  view.setUint32(4, checked % 2 ** 32);
   return out;
 }
 

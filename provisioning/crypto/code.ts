@@ -169,9 +169,8 @@ function stepAt(now: number): number {
  */
 const TWEAK_BYTES = 13;
 
-function cipherFor(ctx: CheckedContext, step: number): ReturnType<Ff1["withTweak"]> {
-  const tweak = createHash("sha256").update(ctx.tweakPrefix).update(lengthPrefix(8)).update(u64be(step)).digest().subarray(0, TWEAK_BYTES);
-  return ctx.ff1.withTweak(tweak);
+function tweakFor(ctx: CheckedContext, step: number): Uint8Array {
+  return createHash("sha256").update(ctx.tweakPrefix).update(lengthPrefix(8)).update(u64be(step)).digest().subarray(0, TWEAK_BYTES);
 }
 
 function pinTag(ctx: CheckedContext, counter: number, pin: string): number {
@@ -217,7 +216,7 @@ export function generateCode(
     );
   }
   const plaintext = (seq << (P.checkBits + P.pinTagBits)) | pinTag(ctx, counter, pin);
-  return { code: encodeCrockford(cipherFor(ctx, step).encrypt(toDigits(plaintext))), counter };
+  return { code: encodeCrockford(ctx.ff1.withTweak(tweakFor(ctx, step)).encrypt(toDigits(plaintext))), counter };
 }
 
 const RANK: Record<CodeRefusal | "ok", number> = { not_ours: 0, wrong_pin: 1, replay: 2, ok: 3 };
@@ -232,10 +231,14 @@ function checkDigits(
   lastCounter: number,
 ): CodeCheck {
   const nowStep = stepAt(now);
+  const steps: number[] = [];
+  for (let step = nowStep + P.stepsAhead; step >= Math.max(0, nowStep - P.stepsBack); step--) steps.push(step);
+  // Every step is tried, whatever matches, so the time taken does not tell which one matched; all
+  // in one lockstep run (ff1.ts decryptUnder).
+  const plaintexts = ctx.ff1.decryptUnder(steps.map((step) => tweakFor(ctx, step)), digits).map(fromDigits);
   let best: CodeCheck = { ok: false, reason: "not_ours" };
-  // Every step is tried even after a match, so the time taken does not tell which one matched.
-  for (let step = nowStep + P.stepsAhead; step >= Math.max(0, nowStep - P.stepsBack); step--) {
-    const plaintext = fromDigits(cipherFor(ctx, step).decrypt([...digits]));
+  for (const [n, step] of steps.entries()) {
+    const plaintext = plaintexts[n]!;
     const check = (plaintext >>> P.pinTagBits) & CHECK_MASK;
     const counter = step * P.codesPerStep + (plaintext >>> (P.checkBits + P.pinTagBits));
     let outcome: CodeCheck;

@@ -26,6 +26,9 @@ const ROUNDS = 10;
 /** Each half of the string, as a number, must fit in 32 bits for the arithmetic below. */
 const MAX_HALF_BITS = 30;
 
+/** Heads kept per key: a few tweaks' worth (P alone, for the Codes). */
+const MAX_HEADS = 16;
+
 const AES_BY_KEY_LENGTH: Readonly<Record<number, string>> = { 16: "aes-128", 24: "aes-192", 32: "aes-256" };
 
 function unsupported(what: string): IqError {
@@ -55,6 +58,8 @@ export class Ff1 {
   private readonly v: number;
   /** Bytes of NUM_radix(B) in Q (the spec's b), and of S that matter (the spec's d ≤ 16). */
   private readonly b: number;
+  /** CBC-MAC states of P ‖ T ‖ pad heads: with the Codes' 13-byte tweaks the head is P alone, one per key. */
+  private readonly heads = new Map<string, Uint8Array>();
 
   constructor(
     key: Uint8Array,
@@ -76,25 +81,52 @@ export class Ff1 {
 
   /** The cipher for one tweak: precomputes the part of every round's PRF input that does not change. */
   withTweak(tweak: Uint8Array): { encrypt(digits: readonly number[]): number[]; decrypt(digits: readonly number[]): number[] } {
-    const rounds = new Rounds(this, tweak);
+    const rounds = [new Rounds(this, tweak)];
     return {
-      encrypt: (digits) => rounds.run(this.check(digits), false),
-      decrypt: (digits) => rounds.run(this.check(digits), true),
+      encrypt: (digits) => feistel(this, rounds, this.check(digits), false)[0]!,
+      decrypt: (digits) => feistel(this, rounds, this.check(digits), true)[0]!,
     };
   }
 
-  /** One AES block (the PRF's CIPH_K). */
-  encryptBlock(block: Uint8Array): Buffer {
-    return this.ecb.update(block);
+  /**
+   * The same digits decrypted under each of `tweaks` (a Code tried against every time step): the
+   * networks run in lockstep, so each round is one call into OpenSSL for all of them. A call costs
+   * far more than the AES block it encrypts.
+   */
+  decryptUnder(tweaks: readonly Uint8Array[], digits: readonly number[]): number[][] {
+    return feistel(this, tweaks.map((tweak) => new Rounds(this, tweak)), this.check(digits), true);
   }
 
-  /** CBC-MAC of whole blocks with a zero IV: the PRF's state after `data`. */
+  /** AES of each 16-byte block of `blocks` (the PRF's CIPH_K, ECB over independent blocks). */
+  encryptBlocks(blocks: Uint8Array): Buffer {
+    return this.ecb.update(blocks);
+  }
+
+  /** FF1's block P for a tweak of `t` bytes (step 5 of Algorithms 7 and 8). */
+  p(t: number): Uint8Array {
+    const p = new Uint8Array(BLOCK);
+    const view = new DataView(p.buffer);
+    p.set([1, 2, 1]);
+    view.setUint16(4, this.radix);
+    p[6] = 10;
+    p[7] = this.u % 256;
+    view.setUint32(8, this.length);
+    view.setUint32(12, t);
+    return p;
+  }
+
+  /** CBC-MAC of whole blocks with a zero IV: the PRF's state after `data` (the same head, the same state: cached). */
   cbcMac(data: Uint8Array): Uint8Array {
+    const id = Buffer.from(data).toString("base64");
+    const cached = this.heads.get(id);
+    if (cached !== undefined) return cached;
     let state: Uint8Array = new Uint8Array(BLOCK);
     for (let at = 0; at < data.length; at += BLOCK) {
       for (let k = 0; k < BLOCK; k++) state[k] = state[k]! ^ data[at + k]!;
-      state = this.encryptBlock(state);
+      state = this.encryptBlocks(state);
     }
+    if (this.heads.size >= MAX_HEADS) this.heads.clear();
+    this.heads.set(id, state);
     return state;
   }
 
@@ -121,64 +153,53 @@ class Rounds {
     private readonly ff1: Ff1,
     tweak: Uint8Array,
   ) {
-    const { radix, length, u, b } = ff1.shape;
+    const { b } = ff1.shape;
     const t = tweak.length;
     const pad = (((-t - b - 1) % BLOCK) + BLOCK) % BLOCK;
-    const p = new Uint8Array(BLOCK);
-    const view = new DataView(p.buffer);
-    p.set([1, 2, 1]);
-    view.setUint16(4, radix);
-    p[6] = 10;
-    p[7] = u % 256;
-    view.setUint32(8, length);
-    view.setUint32(12, t);
     const pq = new Uint8Array(BLOCK + t + pad + 1 + b);
-    pq.set(p);
+    pq.set(ff1.p(t));
     pq.set(tweak, BLOCK);
-    const head = pq.subarray(0, pq.length - BLOCK);
-    this.state = ff1.cbcMac(head);
-    this.lastBlock = pq.slice(pq.length - BLOCK);
+    this.state = ff1.cbcMac(pq.subarray(0, pq.length - BLOCK));
+    this.lastBlock = pq.subarray(pq.length - BLOCK);
   }
 
-  run(digits: readonly number[], decrypt: boolean): number[] {
-    const { radix, bitsPerDigit, length, u, v } = this.ff1.shape;
-    let a = num(digits, 0, u, bitsPerDigit);
-    let bValue = num(digits, u, length, bitsPerDigit);
-    // Algorithm 7 carries (A, B) forward; Algorithm 8 runs the rounds backwards from (B, A).
-    for (let step = 0; step < ROUNDS; step++) {
-      const i = decrypt ? ROUNDS - 1 - step : step;
-      const m = i % 2 === 0 ? u : v;
-      const modulus = 2 ** (m * bitsPerDigit);
-      const y = this.roundValue(i, decrypt ? a : bValue) % modulus;
-      if (decrypt) {
-        const c = (((bValue - y) % modulus) + modulus) % modulus;
-        bValue = a;
-        a = c;
-      } else {
-        const c = (a + y) % modulus;
-        a = bValue;
-        bValue = c;
-      }
-    }
+  /** The last block of P ‖ Q for round i and the half NUM(B) (or NUM(A) decrypting), XORed with the head's state. */
+  block(i: number, half: number, into: Uint8Array, at: number): void {
+    const { b } = this.ff1.shape;
+    into.set(this.lastBlock, at);
+    into[at + BLOCK - b - 1] = i;
+    for (let k = 0, value = half; k < b; k++, value = Math.floor(value / 256)) into[at + BLOCK - 1 - k] = value % 256;
+    for (let k = 0; k < BLOCK; k++) into[at + k] = into[at + k]! ^ this.state[k]!;
+  }
+}
+
+/**
+ * Algorithms 7 and 8 for each of `rounds` (one per tweak) over the same digits, in lockstep.
+ * Algorithm 7 carries (A, B) forward; Algorithm 8 runs the rounds backwards from (B, A).
+ */
+function feistel(ff1: Ff1, rounds: readonly Rounds[], digits: readonly number[], decrypt: boolean): number[][] {
+  const { radix, bitsPerDigit, length, u, v, b } = ff1.shape;
+  // d = 4·⌈b/4⌉ + 4 bytes of R are S (d ≤ 16 here: no extra blocks); its last four are the low 32
+  // bits of y, the only ones y mod radix^m needs.
+  const yAt = 4 * Math.ceil(b / 4);
+  const halves = rounds.map(() => ({ a: num(digits, 0, u, bitsPerDigit), b: num(digits, u, length, bitsPerDigit) }));
+  const blocks = new Uint8Array(rounds.length * BLOCK);
+  for (let step = 0; step < ROUNDS; step++) {
+    const i = decrypt ? ROUNDS - 1 - step : step;
+    const m = i % 2 === 0 ? u : v;
+    const modulus = 2 ** (m * bitsPerDigit);
+    rounds.forEach((round, n) => round.block(i, decrypt ? halves[n]!.a : halves[n]!.b, blocks, n * BLOCK));
+    const r = ff1.encryptBlocks(blocks);
+    halves.forEach((half, n) => {
+      const y = r.readUInt32BE(n * BLOCK + yAt) % modulus;
+      if (decrypt) [half.a, half.b] = [(((half.b - y) % modulus) + modulus) % modulus, half.a];
+      else [half.a, half.b] = [half.b, (half.a + y) % modulus];
+    });
+  }
+  return halves.map(({ a, b: bValue }) => {
     const out = new Array<number>(length);
     str(a, u, radix, out, 0);
     str(bValue, v, radix, out, u);
     return out;
-  }
-
-  /**
-   * y mod 2^32 for round i: the low bits of S = R[0..d) (d ≤ 16 here, so no extra blocks), where
-   * R = PRF(P ‖ Q) and Q ends with [i] ‖ [NUM(B)]^b. Only the low 32 bits are ever needed.
-   */
-  private roundValue(i: number, half: number): number {
-    const { b } = this.ff1.shape;
-    const block = this.lastBlock.slice();
-    block[BLOCK - b - 1] = i;
-    for (let k = 0, value = half; k < b; k++, value = Math.floor(value / 256)) block[BLOCK - 1 - k] = value % 256;
-    for (let k = 0; k < BLOCK; k++) block[k] = block[k]! ^ this.state[k]!;
-    const r = this.ff1.encryptBlock(block);
-    // d = 4·⌈b/4⌉ + 4 bytes of R; its last four bytes are the low 32 bits of y.
-    const d = 4 * Math.ceil(b / 4) + 4;
-    return r.readUInt32BE(d - 4);
-  }
+  });
 }
