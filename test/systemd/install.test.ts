@@ -55,7 +55,7 @@ describe("installer", () => {
     const { code, out } = await install(root, "--dry-run");
     expect(code).toBe(0);
     expect(out).toContain("create /etc/systemd/system/iq-hub.service (mode 0644)");
-    expect(out).toContain("+ ExecStart=/usr/bin/node --max-semi-space-size=2 /opt/iq-hub/dist/firmware/main.js");
+    expect(out).toContain("+ ExecStart=/usr/bin/node --max-semi-space-size=2 --optimize-for-size /opt/iq-hub/dist/firmware/main.js");
     expect(out).toContain("+ Type=notify");
     expect(out).toContain("create /etc/iq-hub/config.json (mode 0640)");
     expect(out).toContain('+   "locks": [');
@@ -92,7 +92,7 @@ describe("installer", () => {
     expect(first.out.at(-1)).toMatch(/^reboot needed/);
 
     const unit = await read(root, "etc/systemd/system/iq-hub.service");
-    expect(unit).toContain("ExecStart=/usr/bin/node --max-semi-space-size=2 /opt/iq-hub/dist/firmware/main.js\n");
+    expect(unit).toContain("ExecStart=/usr/bin/node --max-semi-space-size=2 --optimize-for-size /opt/iq-hub/dist/firmware/main.js\n");
     expect(unit).not.toMatch(/@[A-Z]+@|^ProtectKernelTunables=/m);
     const defaults = validateConfig({});
     expect(JSON.parse(await read(root, "etc/iq-hub/config.json"))).toEqual({
