@@ -58,7 +58,7 @@
  * "Expired" is reported as "not_ours": an old Code decrypts to noise under the steps tried, and
  * telling it apart would mean trying more steps, which would raise the false-accept bound.
  */
-import { createHash, createHmac, hkdfSync } from "node:crypto";
+import { createHash, createHmac, hkdfSync, type Hash } from "node:crypto";
 
 import { IqError } from "../../common/errors.js";
 import { lengthPrefix, lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
@@ -129,8 +129,8 @@ interface CheckedContext {
   ff1: Ff1;
   /** lv-ready identity of the Code: purpose, IQ id, app id, and the lock when there is one. */
   binding: Uint8Array[];
-  /** lv_cat(tweak label, binding…): the tweak's input up to the time step, built once per check. */
-  tweakPrefix: Uint8Array;
+  /** SHA-256 over lv_cat(tweak label, binding…), the tweak's input up to the time step: copied per step. */
+  tweakHash: Hash;
 }
 
 function checkContext(input: CodeContext): CheckedContext {
@@ -146,7 +146,7 @@ function checkContext(input: CodeContext): CheckedContext {
     requireText("appId", input.appId),
     ...(input.lock === undefined ? [] : [requireText("lock", input.lock)]),
   ];
-  return { key, ff1: new Ff1(key, P.radix, P.symbols), binding, tweakPrefix: lvCat(TWEAK_LABEL, ...binding) };
+  return { key, ff1: new Ff1(key, P.radix, P.symbols), binding, tweakHash: createHash("sha256").update(lvCat(TWEAK_LABEL, ...binding)) };
 }
 
 function checkPin(name: string, pin: unknown): string {
@@ -170,7 +170,7 @@ function stepAt(now: number): number {
 const TWEAK_BYTES = 13;
 
 function tweakFor(ctx: CheckedContext, step: number): Uint8Array {
-  return createHash("sha256").update(ctx.tweakPrefix).update(lengthPrefix(8)).update(u64be(step)).digest().subarray(0, TWEAK_BYTES);
+  return ctx.tweakHash.copy().update(lengthPrefix(8)).update(u64be(step)).digest().subarray(0, TWEAK_BYTES);
 }
 
 function pinTag(ctx: CheckedContext, counter: number, pin: string): number {

@@ -26,9 +26,6 @@ const ROUNDS = 10;
 /** Each half of the string, as a number, must fit in 32 bits for the arithmetic below. */
 const MAX_HALF_BITS = 30;
 
-/** Heads kept per key: a few tweaks' worth (P alone, for the Codes). */
-const MAX_HEADS = 16;
-
 const AES_BY_KEY_LENGTH: Readonly<Record<number, string>> = { 16: "aes-128", 24: "aes-192", 32: "aes-256" };
 
 function unsupported(what: string): IqError {
@@ -58,8 +55,8 @@ export class Ff1 {
   private readonly v: number;
   /** Bytes of NUM_radix(B) in Q (the spec's b), and of S that matter (the spec's d ≤ 16). */
   private readonly b: number;
-  /** CBC-MAC states of P ‖ T ‖ pad heads: with the Codes' 13-byte tweaks the head is P alone, one per key. */
-  private readonly heads = new Map<string, Uint8Array>();
+  /** CIPH_K(P) by tweak length, for tweaks that leave P alone in front of the last block. */
+  private readonly pStates = new Map<number, Uint8Array>();
 
   constructor(
     key: Uint8Array,
@@ -115,18 +112,20 @@ export class Ff1 {
     return p;
   }
 
-  /** CBC-MAC of whole blocks with a zero IV: the PRF's state after `data` (the same head, the same state: cached). */
+  /** CBC-MAC of whole blocks with a zero IV: the PRF's state after `data`. */
   cbcMac(data: Uint8Array): Uint8Array {
-    const id = Buffer.from(data).toString("base64");
-    const cached = this.heads.get(id);
-    if (cached !== undefined) return cached;
     let state: Uint8Array = new Uint8Array(BLOCK);
     for (let at = 0; at < data.length; at += BLOCK) {
       for (let k = 0; k < BLOCK; k++) state[k] = state[k]! ^ data[at + k]!;
       state = this.encryptBlocks(state);
     }
-    if (this.heads.size >= MAX_HEADS) this.heads.clear();
-    this.heads.set(id, state);
+    return state;
+  }
+
+  /** CIPH_K(P) for tweaks of `t` bytes, `p` being that P: computed once per length. */
+  pState(t: number, p: Uint8Array): Uint8Array {
+    let state = this.pStates.get(t);
+    if (state === undefined) this.pStates.set(t, (state = this.cbcMac(p)));
     return state;
   }
 
@@ -159,7 +158,9 @@ class Rounds {
     const pq = new Uint8Array(BLOCK + t + pad + 1 + b);
     pq.set(ff1.p(t));
     pq.set(tweak, BLOCK);
-    this.state = ff1.cbcMac(pq.subarray(0, pq.length - BLOCK));
+    const head = pq.subarray(0, pq.length - BLOCK);
+    // The Codes' case: P ‖ Q is two blocks, the head is P alone, the same for every tweak of this length.
+    this.state = head.length === BLOCK ? ff1.pState(t, head) : ff1.cbcMac(head);
     this.lastBlock = pq.subarray(pq.length - BLOCK);
   }
 
