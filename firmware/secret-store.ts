@@ -11,8 +11,8 @@
  * - A record that does not open (another device key, a damaged or altered record) is an
  *   IqError `secret_unreadable`, never a crash: the request that needed it gets that error code.
  */
-import { xchachaOpen, xchachaSeal } from "../provisioning/crypto/aead.js";
-import { abytes, bytesToUtf8, randomBytes, utf8ToBytes } from "@noble/ciphers/utils.js";
+import { openWithKey, sealWithKey } from "../provisioning/crypto/command-seal.js";
+import { abytes, bytesToUtf8, utf8ToBytes } from "@noble/ciphers/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { DEVICE_KEY_BYTES } from "./device-key.js";
@@ -28,8 +28,6 @@ interface SealedRecord {
   sealed: string;
 }
 
-const NONCE_BYTES = 24;
-const TAG_BYTES = 16;
 const KEY_INFO = utf8ToBytes("iq-hub secret store v1");
 /** The first plaintext byte says how to give the value back. */
 const KIND = { bytes: 0, json: 1 } as const;
@@ -92,10 +90,9 @@ export class SecretStore {
   sealOp(key: string, value: SecretValue): StoreOp {
     this.opened.delete(checkRecordKey(key));
     const plaintext = encode(value);
-    const nonce = randomBytes(NONCE_BYTES);
     try {
-      const ciphertext = xchachaSeal(this.cipherKey(), nonce, utf8ToBytes(key), plaintext);
-      const record: SealedRecord = { v: 1, sealed: Buffer.concat([nonce, ciphertext]).toString("base64") };
+      const box = sealWithKey({ key: this.cipherKey(), ad: utf8ToBytes(key), payload: plaintext });
+      const record: SealedRecord = { v: 1, sealed: Buffer.from(box).toString("base64") };
       return { type: "put", in: "secrets", key, value: record };
     } finally {
       plaintext.fill(0);
@@ -118,11 +115,8 @@ export class SecretStore {
     const cipherKey = this.cipherKey();
     let plaintext: Uint8Array | undefined;
     try {
-      const sealed = Buffer.from(parseRecord(record).sealed, "base64");
-      if (sealed.length < NONCE_BYTES + TAG_BYTES + 1) throw new Error("too short");
-      const nonce = sealed.subarray(0, NONCE_BYTES);
-      plaintext = xchachaOpen(cipherKey, nonce, utf8ToBytes(key), sealed.subarray(NONCE_BYTES));
-      if (plaintext === undefined) throw new Error("does not authenticate");
+      const box = new Uint8Array(Buffer.from(parseRecord(record).sealed, "base64"));
+      plaintext = openWithKey({ key: cipherKey, ad: utf8ToBytes(key), box });
       return decode(plaintext);
     } catch {
       throw new IqError(

@@ -3,34 +3,20 @@
  * (rfkill-blocked) adapter, or bluetoothd restarting mid-run, the hub keeps serving MQTT (a real
  * broker), logs what happened once, and BLE comes back by itself once it can.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { describe, expect, it } from "vitest";
 import type { TestHub } from "../support/hub.js";
 import { BLE_TESTS_RUN, bleWorld, HUB_ADAPTER } from "./ble-world.js";
-import { Phones } from "./phones.js";
-import { until } from "./world.js";
+import { e2eWorld, until } from "./world.js";
 
 const world = bleWorld();
-let broker: TestBroker | undefined;
-let phones: Phones | undefined;
-beforeAll(async () => {
-  broker = await startTestBroker();
-});
-afterAll(async () => {
-  await broker?.stop();
-});
-beforeEach(() => {
-  phones = new Phones(broker!.url);
-});
-afterEach(async () => {
-  await phones?.close();
-});
+// One real broker for the file, fresh phones per test: the e2e world's hooks (its hubs are unused here).
+const e2e = e2eWorld();
 
-const newHub = (ble: Record<string, unknown> = {}) => world.newHub({ ble }, { broker: broker! });
+const newHub = (ble: Record<string, unknown> = {}) => world.newHub({ ble }, { broker: e2e.broker() });
 
 /** The hub answers over MQTT, through the broker. */
 async function servesMqtt(iq: TestHub): Promise<void> {
-  const app = (await phones!.phone(`mqtt-${++apps}`)).app;
+  const app = (await e2e.phones().phone(`mqtt-${++apps}`)).app;
   expect((await app.status({ iqId: iq.iqId })).iqId).toBe(iq.iqId);
 }
 
