@@ -60,12 +60,36 @@ export function requireText(name: string, value: unknown): Uint8Array {
 /** 8-byte big-endian encoding of a counter or time step. */
 export function u64be(value: number): Uint8Array {
   const out = new Uint8Array(8);
-  const view = new DataView(out.buffer);
   // Two 32-bit halves, not a BigInt: a safe integer fits, and a Code check encodes a dozen of these.
-  const checked = requireUint("value", value);
-  view.setUint32(0, Math.floor(checked / 2 ** 32));
-  view.setUint32(4, checked % 2 ** 32);
+  writeU64be(requireUint("value", value), out, 0);
   return out;
+}
+
+function writeU64be(value: number, out: Uint8Array, at: number): void {
+  let high = Math.floor(value / 2 ** 32);
+  let low = value % 2 ** 32;
+  for (let k = 7; k >= 4; k--, low = Math.floor(low / 256), high = Math.floor(high / 256)) {
+    out[at + k] = low % 256;
+    out[at + k - 4] = high % 256;
+  }
+}
+
+/** Bytes of the LEB128 encoding of `length`. */
+function lengthPrefixSize(length: number): number {
+  let size = 1;
+  for (let rest = Math.floor(length / 128); rest > 0; rest = Math.floor(rest / 128)) size++;
+  return size;
+}
+
+/** Writes the LEB128 encoding of `length` into `out` at `at`; returns the offset after it. */
+function writeLengthPrefix(length: number, out: Uint8Array, at: number): number {
+  let rest = length;
+  do {
+    const low = rest % 128;
+    rest = Math.floor(rest / 128);
+    out[at++] = rest > 0 ? low | 0x80 : low;
+  } while (rest > 0);
+  return at;
 }
 
 /**
@@ -73,23 +97,29 @@ export function u64be(value: number): Uint8Array {
  * §A.1.1): 7 bits per byte, least significant first, bit 7 set while more follow.
  */
 export function lengthPrefix(length: number): Uint8Array {
-  const out: number[] = [];
-  let rest = requireUint("length", length);
-  do {
-    const low = rest % 128;
-    rest = Math.floor(rest / 128);
-    out.push(rest > 0 ? low | 0x80 : low);
-  } while (rest > 0);
-  return Uint8Array.from(out);
+  const checked = requireUint("length", length);
+  const out = new Uint8Array(lengthPrefixSize(checked));
+  writeLengthPrefix(checked, out, 0);
+  return out;
 }
 
 /**
  * lv_cat(a0, a1, …) of draft-irtf-cfrg-cpace §A.1.3: each part prefixed with its LEB128 length.
  * The encoding is prefix-free, so distinct tuples never encode to the same bytes; every tweak,
- * associated data and MAC input in this folder is built with it.
+ * associated data and MAC input in this folder is built with it. Written into one buffer: a Code
+ * check builds a dozen of these, and a small typed array per prefix showed in its profile.
  */
 export function lvCat(...parts: Uint8Array[]): Uint8Array {
-  return concatBytes(...parts.flatMap((part) => [lengthPrefix(part.length), part]));
+  let size = 0;
+  for (const part of parts) size += lengthPrefixSize(part.length) + part.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    at = writeLengthPrefix(part.length, out, at);
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** The parts back to back, without lengths: for fixed-layout envelopes and transcripts. */

@@ -61,7 +61,7 @@
 import { createHash, createHmac, hkdfSync, type Hash } from "node:crypto";
 
 import { IqError } from "../../common/errors.js";
-import { lengthPrefix, lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
+import { lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
 import { decodeCrockford, encodeCrockford } from "./crockford.js";
 import { Ff1 } from "./ff1.js";
 
@@ -170,7 +170,7 @@ function stepAt(now: number): number {
 const TWEAK_BYTES = 13;
 
 function tweakFor(ctx: CheckedContext, step: number): Uint8Array {
-  return ctx.tweakHash.copy().update(lengthPrefix(8)).update(u64be(step)).digest().subarray(0, TWEAK_BYTES);
+  return ctx.tweakHash.copy().update(lvCat(u64be(step))).digest().subarray(0, TWEAK_BYTES);
 }
 
 function pinTag(ctx: CheckedContext, counter: number, pin: string): number {

@@ -122,10 +122,10 @@ export class Ff1 {
     return state;
   }
 
-  /** CIPH_K(P) for tweaks of `t` bytes, `p` being that P: computed once per length. */
-  pState(t: number, p: Uint8Array): Uint8Array {
+  /** CIPH_K(P) for tweaks of `t` bytes: computed once per length. */
+  pState(t: number): Uint8Array {
     let state = this.pStates.get(t);
-    if (state === undefined) this.pStates.set(t, (state = this.cbcMac(p)));
+    if (state === undefined) this.pStates.set(t, (state = this.cbcMac(this.p(t))));
     return state;
   }
 
@@ -155,12 +155,18 @@ class Rounds {
     const { b } = ff1.shape;
     const t = tweak.length;
     const pad = (((-t - b - 1) % BLOCK) + BLOCK) % BLOCK;
-    const pq = new Uint8Array(BLOCK + t + pad + 1 + b);
+    const qLength = t + pad + 1 + b;
+    if (qLength === BLOCK) {
+      // The Codes' case: P ‖ Q is two blocks, P alone in front, the same for every tweak of this length.
+      this.state = ff1.pState(t);
+      this.lastBlock = new Uint8Array(BLOCK);
+      this.lastBlock.set(tweak);
+      return;
+    }
+    const pq = new Uint8Array(BLOCK + qLength);
     pq.set(ff1.p(t));
     pq.set(tweak, BLOCK);
-    const head = pq.subarray(0, pq.length - BLOCK);
-    // The Codes' case: P ‖ Q is two blocks, the head is P alone, the same for every tweak of this length.
-    this.state = head.length === BLOCK ? ff1.pState(t, head) : ff1.cbcMac(head);
+    this.state = ff1.cbcMac(pq.subarray(0, pq.length - BLOCK));
     this.lastBlock = pq.subarray(pq.length - BLOCK);
   }
 
@@ -183,24 +189,33 @@ function feistel(ff1: Ff1, rounds: readonly Rounds[], digits: readonly number[],
   // d = 4·⌈b/4⌉ + 4 bytes of R are S (d ≤ 16 here: no extra blocks); its last four are the low 32
   // bits of y, the only ones y mod radix^m needs.
   const yAt = 4 * Math.ceil(b / 4);
-  const halves = rounds.map(() => ({ a: num(digits, 0, u, bitsPerDigit), b: num(digits, u, length, bitsPerDigit) }));
-  const blocks = new Uint8Array(rounds.length * BLOCK);
+  const count = rounds.length;
+  const as = new Array<number>(count).fill(num(digits, 0, u, bitsPerDigit));
+  const bs = new Array<number>(count).fill(num(digits, u, length, bitsPerDigit));
+  const blocks = new Uint8Array(count * BLOCK);
   for (let step = 0; step < ROUNDS; step++) {
     const i = decrypt ? ROUNDS - 1 - step : step;
     const m = i % 2 === 0 ? u : v;
     const modulus = 2 ** (m * bitsPerDigit);
-    rounds.forEach((round, n) => round.block(i, decrypt ? halves[n]!.a : halves[n]!.b, blocks, n * BLOCK));
+    for (let n = 0; n < count; n++) rounds[n]!.block(i, decrypt ? as[n]! : bs[n]!, blocks, n * BLOCK);
     const r = ff1.encryptBlocks(blocks);
-    halves.forEach((half, n) => {
+    for (let n = 0; n < count; n++) {
       const y = r.readUInt32BE(n * BLOCK + yAt) % modulus;
-      if (decrypt) [half.a, half.b] = [(((half.b - y) % modulus) + modulus) % modulus, half.a];
-      else [half.a, half.b] = [half.b, (half.a + y) % modulus];
-    });
+      const a = as[n]!;
+      const bValue = bs[n]!;
+      if (decrypt) {
+        as[n] = (((bValue - y) % modulus) + modulus) % modulus;
+        bs[n] = a;
+      } else {
+        as[n] = bValue;
+        bs[n] = (a + y) % modulus;
+      }
+    }
   }
-  return halves.map(({ a, b: bValue }) => {
+  return as.map((a, n) => {
     const out = new Array<number>(length);
     str(a, u, radix, out, 0);
-    str(bValue, v, radix, out, u);
+    str(bs[n]!, v, radix, out, u);
     return out;
   });
 }
