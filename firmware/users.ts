@@ -47,12 +47,13 @@ export interface NewUser {
 const pinKey = (userId: string) => `pin:${userId}`;
 const appKey = (appId: string) => `app:${appId}`;
 /**
- * The `apps` index is keyed `<userId>/<appId>` (ids never contain "/"), so a user's apps are one
- * short range: a web Code is checked against each of its user's apps, and a scan of every app on
- * the IQ made that check 3.5× slower with 10,000 users (docs/performance.md).
+ * The `apps` index holds one record per user, under the user id: the ids of the user's apps. A
+ * web Code is checked against each of its user's apps, so the index is read on every remote
+ * opening; one record is a synchronous `get` (microseconds), where a range of `<userId>/<appId>`
+ * keys needed LevelDB's iterator, a round trip through libuv's threads that cost 0.5–2 ms of a
+ * remote opening here (docs/performance.md). Requests run one at a time (lanes.ts), so reading
+ * the list and writing it back cannot interleave with another request's.
  */
-const indexKey = (userId: string, appId: string) => `${userId}/${appId}`;
-
 export class Users {
   constructor(
     private readonly store: Store,
@@ -80,8 +81,7 @@ export class Users {
 
   /** The ids of the user's activated apps. */
   async appIds(userId: string): Promise<string[]> {
-    const prefix = indexKey(userId, "");
-    return (await this.store.sublevel("apps").values({ gte: prefix, lt: `${prefix}\uffff` }).all()) as string[];
+    return (await this.store.get<string[]>("apps", userId)) ?? [];
   }
 
   async apps(userId: string): Promise<AppRecord[]> {
@@ -122,7 +122,7 @@ export class Users {
     await this.store.commit([
       { type: "del", in: "users", key: userId },
       this.secrets.delOp(pinKey(userId)),
-      ...appIds.flatMap((id) => this.appDeleteOps(userId, id)),
+      ...this.appsDeleteOps(userId, appIds),
       ...extra,
     ]);
   }
@@ -133,7 +133,7 @@ export class Users {
     const pin = randomPin();
     await this.store.commit([
       this.secrets.sealOp(pinKey(userId), this.pinRecord(pin, true)),
-      ...appIds.flatMap((id) => this.appDeleteOps(userId, id)),
+      ...this.appsDeleteOps(userId, appIds),
       ...extra,
     ]);
     return pin;
@@ -145,13 +145,16 @@ export class Users {
 
   /** Stores a newly activated app; an activation with the random PIN uses that PIN up. */
   async addApp(record: AppRecord, pinUsedUp: PinRecord | undefined): Promise<void> {
-    await this.store.commit(this.appOps(record, pinUsedUp));
+    await this.store.commit(this.appOps(record, pinUsedUp, await this.appIds(record.userId)));
   }
 
-  /** The writes that store an activated app, to commit alone or with others (a claim). */
-  appOps(record: AppRecord, pinUsedUp: PinRecord | undefined): StoreOp[] {
+  /**
+   * The writes that store an activated app beside the user's `current` apps, to commit alone or
+   * with others (a claim, whose new Owner has none).
+   */
+  appOps(record: AppRecord, pinUsedUp: PinRecord | undefined, current: readonly string[] = []): StoreOp[] {
     return [
-      { type: "put", in: "apps", key: indexKey(record.userId, record.appId), value: record.appId },
+      { type: "put", in: "apps", key: record.userId, value: [...current, record.appId] },
       this.secrets.sealOp(appKey(record.appId), record),
       ...(pinUsedUp ? [this.secrets.sealOp(pinKey(record.userId), this.pinRecord(pinUsedUp.pin, false))] : []),
     ];
@@ -167,8 +170,8 @@ export class Users {
     return this.secrets.sealOp(appKey(record.appId), record);
   }
 
-  private appDeleteOps(userId: string, appId: string): StoreOp[] {
-    return [{ type: "del", in: "apps", key: indexKey(userId, appId) }, this.secrets.delOp(appKey(appId))];
+  private appsDeleteOps(userId: string, appIds: readonly string[]): StoreOp[] {
+    return [{ type: "del", in: "apps", key: userId }, ...appIds.map((id) => this.secrets.delOp(appKey(id)))];
   }
 
   /** A random initial PIN is pending (not yet used to activate) and dated, so that it expires. */
