@@ -30,11 +30,18 @@ export function percentiles(samples: readonly number[]): { p50: number; p99: num
   return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), n: sorted.length };
 }
 
+/** Windows a throughput is measured in; the median of their rates is the result. */
+const RATE_WINDOWS = 5;
+
 /**
- * Operations per second of a synchronous `op`, run for about `budgetMs` after a warm-up of a
- * fifth of it (the JIT and the ciphers' table set-up would otherwise count against the first runs).
+ * Operations per second of a synchronous `op`: after a warm-up of a fifth of `budgetMs` (the JIT
+ * and the ciphers' set-up would otherwise count against the first runs), the median rate of
+ * RATE_WINDOWS windows that share `budgetMs`. On a shared VM the host takes the vCPU away for
+ * tens of milliseconds at a time, and one such pause in a single long window moved this figure by
+ * half (3,700–7,300 Code checks a second for the same code); the median of short windows says what
+ * the code does, and the slowest and fastest window beside it say how much the host took.
  */
-export function rate(op: () => void, budgetMs: number): { value: number; n: number } {
+export function rate(op: () => void, budgetMs: number): { value: number; n: number; slowest_window: number; fastest_window: number } {
   const run = (ms: number): { count: number; elapsed: number } => {
     const start = performance.now();
     let count = 0;
@@ -47,8 +54,14 @@ export function rate(op: () => void, budgetMs: number): { value: number; n: numb
     return { count, elapsed };
   };
   run(budgetMs / 5);
-  const { count, elapsed } = run(budgetMs);
-  return { value: (count * 1000) / elapsed, n: count };
+  const windows = Array.from({ length: RATE_WINDOWS }, () => run(budgetMs / RATE_WINDOWS));
+  const rates = windows.map(({ count, elapsed }) => (count * 1000) / elapsed).sort((a, b) => a - b);
+  return {
+    value: quantile(rates, 0.5),
+    n: windows.reduce((total, { count }) => total + count, 0),
+    slowest_window: rates[0]!,
+    fastest_window: rates.at(-1)!,
+  };
 }
 
 /** The duration in ms of each of `runs` calls of `op`, after `warmup` untimed ones. */

@@ -58,7 +58,8 @@
  * "Expired" is reported as "not_ours": an old Code decrypts to noise under the steps tried, and
  * telling it apart would mean trying more steps, which would raise the false-accept bound.
  */
-import { createHash, createHmac, hkdfSync, type Hash } from "node:crypto";
+import { createHash, createHmac, type Hash } from "node:crypto";
+import { hkdf } from "./hkdf.js";
 
 import { IqError } from "../../common/errors.js";
 import { lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
@@ -175,7 +176,7 @@ function tweakFor(ctx: CheckedContext, step: number): Uint8Array {
 
 function pinTag(ctx: CheckedContext, counter: number, pin: string): number {
   // A separate HMAC key keeps the AES key of FF1 and the MAC key independent.
-  const tagKey = new Uint8Array(hkdfSync("sha256", ctx.key, new Uint8Array(0), TAG_KEY_INFO, 32));
+  const tagKey = hkdf("sha256", ctx.key, new Uint8Array(0), TAG_KEY_INFO, 32);
   const pinBytes = utf8(pin);
   const message = lvCat(TAG_LABEL, ...ctx.binding, u64be(counter), pinBytes);
   const mac = createHmac("sha256", tagKey).update(message).digest();

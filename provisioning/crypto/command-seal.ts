@@ -32,7 +32,8 @@
  * here is used for one message or a handful anyway. Freshness (challenges) and what the payload
  * means are the caller's business; this module only seals and opens.
  */
-import { createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
+import { hkdf } from "./hkdf.js";
 import { XCHACHA_NONCE_BYTES, TAG_BYTES, xchachaOpen, xchachaSeal } from "./aead.js";
 import { x25519, x25519Ephemeral, type KeyPair } from "./curves.js";
 
@@ -124,7 +125,7 @@ function commandKeys(
   epk: Uint8Array,
   staticPub: Uint8Array,
 ): Uint8Array {
-  return new Uint8Array(hkdfSync("sha512", dh, appKey, lvCat(KEYS_LABEL, r.iqId, r.appId, epk, staticPub), 2 * KEY_BYTES));
+  return hkdf("sha512", dh, appKey, lvCat(KEYS_LABEL, r.iqId, r.appId, epk, staticPub), 2 * KEY_BYTES);
 }
 
 function commandMac(appKey: Uint8Array, r: RouteBytes, epk: Uint8Array, box: Uint8Array): Uint8Array {
@@ -282,7 +283,7 @@ export function pairTransportKeys(
 ): { toIq: Uint8Array; toApp: Uint8Array } {
   const ikm = requireBytes("isk", isk, { min: 32, max: 64 });
   const info = lvCat(requireText("iqId", ids.iqId), requireText("appId", ids.appId));
-  const okm = new Uint8Array(hkdfSync("sha512", ikm, PAIR_TRANSPORT_SALT, info, 2 * KEY_BYTES));
+  const okm = hkdf("sha512", ikm, PAIR_TRANSPORT_SALT, info, 2 * KEY_BYTES);
   const keys = { toIq: okm.slice(0, KEY_BYTES), toApp: okm.slice(KEY_BYTES) };
   zeroize(okm);
   return keys;

@@ -27,7 +27,8 @@
 import { _map_to_curve_elligator2_curve25519 } from "@noble/curves/ed25519.js";
 import { invert, mod } from "@noble/curves/abstract/modular.js";
 import { bytesToNumberLE, numberToBytesLE } from "@noble/curves/utils.js";
-import { createHash, createHmac, hkdfSync } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
+import { hkdf } from "./hkdf.js";
 
 import { IqError } from "../../common/errors.js";
 import {
@@ -176,7 +177,7 @@ export function cpaceStart(role: CpaceRole, inputs: CpaceInputs): CpaceStart {
 }
 
 function confirmTag(isk: Uint8Array, role: CpaceRole, transcript: Uint8Array): Uint8Array {
-  const key = new Uint8Array(hkdfSync("sha512", isk, new Uint8Array(0), utf8(`iq-hub/v2/cpace/confirm/${role}`), 64));
+  const key = hkdf("sha512", isk, new Uint8Array(0), utf8(`iq-hub/v2/cpace/confirm/${role}`), 64);
   const tag = new Uint8Array(createHmac("sha512", key).update(transcript).digest());
   zeroize(key);
   return tag;
@@ -271,7 +272,7 @@ export function deriveAppKeys(isk: Uint8Array, context: { iqId: string; appId: s
     requireText("iqId", context.iqId),
     requireText("appId", context.appId),
   );
-  const okm = new Uint8Array(hkdfSync("sha512", isk, APP_KEYS_SALT, info, 64));
+  const okm = hkdf("sha512", isk, APP_KEYS_SALT, info, 64);
   const keys = { codeKey: okm.slice(0, 32), messageKey: okm.slice(32) };
   zeroize(okm);
   return keys;
