@@ -119,11 +119,11 @@ export class IqClient implements Requester {
   async request<T>(iqId: string, request: OutgoingRequest, accept: AcceptAnswer<T>): Promise<T> {
     const topics = topicsFor(iqId, this.topicPrefix);
     const replyTo = responseTopic(topics, this.clientId);
-    try {
-      await this.subscribeResponses(replyTo);
-    } catch (error) {
-      throw this.closed ? closedError() : new AppError("subscribe_failed", `could not subscribe to ${replyTo}: ${(error as Error).message}`);
-    }
+    // Not awaited before the publish: a broker handles one connection's packets in order, so it
+    // holds the subscription before it sees the request, and the answer cannot come unsubscribed.
+    // Waiting for the SUBACK cost a client's first request (an activation's pair.start) one round
+    // trip more.
+    const subscribed = this.subscribeResponses(replyTo);
     if (this.closed) throw closedError();
     const now = this.options.now ?? Date.now;
     const envelope: RequestEnvelope = {
@@ -139,6 +139,9 @@ export class IqClient implements Requester {
     this.mqtt.publish(topics.requests, JSON.stringify(envelope), { qos: 1, retain: false }, (error) => {
       // mqtt.js passes null, not undefined, when all went well.
       if (error) this.answers.fail(envelope.id, new AppError("publish_failed", `could not send ${request.op} to IQ ${iqId}: ${error.message}`));
+    });
+    subscribed.catch((error: unknown) => {
+      this.answers.fail(envelope.id, this.closed ? closedError() : new AppError("subscribe_failed", `could not subscribe to ${replyTo}: ${(error as Error).message}`));
     });
     return answered;
   }
