@@ -55,15 +55,16 @@ export const KEPT_ON_RESET: readonly SublevelName[] = ["events", "outbox"];
 const SYNC = { sync: true } as const;
 
 /**
- * LevelDB's memory, sized for a Pi Zero (512 MB for everything). Defaults (8 MB block cache, 4 MB
- * memtable) were filled and kept resident after a few thousand openings. A request reads a handful
- * of small records, mostly still in the memtable; a block that is not in the cache comes from the
- * kernel's page cache for a read and a Snappy decompression (microseconds), so a 512 KiB cache costs
- * nothing measurable, even with 10,000 users (validate_ratio_10k_vs_10_users), and it stops growing
- * sooner: with 2 MiB the hub's RSS was still climbing between 5,000 and 10,000 openings. A 1 MB
- * memtable is flushed every thousand or so openings, in LevelDB's background thread.
+ * LevelDB's memory, sized for a Pi Zero (512 MB for everything). The defaults (8 MB block cache,
+ * 4 MB memtable) were filled and kept resident after a few thousand openings. A request reads a
+ * handful of small records, mostly still in the memtable; a block missing from the cache comes
+ * from the kernel's page cache for a read and a Snappy decompression (microseconds), so a 512 KiB
+ * cache costs nothing measurable, even with 10,000 users (validate_ratio_10k_vs_10_users). A
+ * 512 KiB memtable is written out every few hundred openings, in LevelDB's background thread. With
+ * 2 MiB and 1 MiB the hub's RSS still climbed by 2–3 MiB between its 5,000th and 10,000th opening
+ * (it levels off by the 12,000th); with these, by 0.4–1.5 MiB (docs/performance.md).
  */
-const LEVELDB_MEMORY = { cacheSize: 512 * 1024, writeBufferSize: 1024 * 1024 } as const;
+const LEVELDB_MEMORY = { cacheSize: 512 * 1024, writeBufferSize: 512 * 1024 } as const;
 
 /**
  * Free space needed before the store reopens after a failed write: reopening writes the replayed
