@@ -193,18 +193,23 @@ export interface LoadedConfig {
   config: HubConfig;
   /** The file read, or undefined when the hub runs on defaults. */
   file: string | undefined;
+  /** The installed hub's config was taken because nothing named a file (see requireServiceOrNamedConfig). */
+  installedByDefault: boolean;
 }
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Explicit file (from --config); else IQ_HUB_CONFIG; else /etc/iq-hub/config.json when it exists. */
   file?: string;
+  /** The installed hub's config, taken when nothing else is named (DEFAULT_CONFIG_FILE). */
+  defaultFile?: string;
 }
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const explicit = options.file ?? env[CONFIG_FILE_ENV];
-  const file = explicit ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  const defaultFile = options.defaultFile ?? DEFAULT_CONFIG_FILE;
+  const file = explicit ?? (existsSync(defaultFile) ? defaultFile : undefined);
   const raw = file === undefined ? {} : readConfigFile(resolve(file));
   const origins = new Map<string, string>();
   for (const [name, value] of Object.entries(env)) {
@@ -213,7 +218,25 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     setPath(raw, path, parseEnvValue(value), name);
     origins.set(path.join("."), `environment ${name}`);
   }
-  return { config: validateConfig(raw, file, origins), file };
+  return { config: validateConfig(raw, file, origins), file, installedByDefault: explicit === undefined && file !== undefined };
+}
+
+/**
+ * Refuses to start a hub by hand on the installed hub's config when nothing named it: that is
+ * `sudo iq-hub` or `npm start` on an installed Pi (systemd sets INVOCATION_ID for every unit it
+ * runs, and the unit names its config). Such a hub would take the service's pins and its broker
+ * login (the broker then drops one of the two) with a state of its own. Only for starting a hub:
+ * relocking (relock.ts) must work whoever runs it.
+ */
+export function requireServiceOrNamedConfig(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): void {
+  if (!loaded.installedByDefault || env.INVOCATION_ID !== undefined) return;
+  const file = loaded.file!;
+  throw new ConfigError(
+    "(file)",
+    `${file} is the installed hub's, and that hub runs as the service iq-hub (sudo systemctl status iq-hub; journalctl -u iq-hub -f). ` +
+      `A second hub started by hand would take its pins and its broker login. To run it by hand anyway, stop the service and name the config: ` +
+      `sudo systemctl stop iq-hub; sudo -u iq-hub STATE_DIRECTORY=/var/lib/iq-hub iq-hub --config ${file}`,
+  );
 }
 
 function readConfigFile(file: string): Record<string, unknown> {

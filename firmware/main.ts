@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { MockGpio } from "../hal/mock-backend.js";
 import { openGpio } from "../hal/select-backend.js";
-import { CONFIG_FILE_ENV, loadConfig, type LoadedConfig } from "./config.js";
+import { CONFIG_FILE_ENV, loadConfig, requireServiceOrNamedConfig, type LoadedConfig } from "./config.js";
 import { ConfigError, IqError } from "./errors.js";
 import { Hub } from "./hub.js";
 import { LED_TABLE, describePattern } from "./led-table.js";
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
   let loaded: LoadedConfig;
   try {
     loaded = loadConfig({ file: parseCommandLine().config });
+    requireServiceOrNamedConfig(loaded);
   } catch (error) {
     process.stderr.write(`iq-hub: ${(error as Error).message}\n`);
     process.exit(EXIT_CONFIG);

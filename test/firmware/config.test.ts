@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { envNameFor, loadConfig, validateConfig } from "../../firmware/config.js";
+import { envNameFor, loadConfig, requireServiceOrNamedConfig, validateConfig } from "../../firmware/config.js";
 import { ConfigError } from "../../firmware/errors.js";
 
 function errorOf(fn: () => unknown): ConfigError {
@@ -83,6 +83,27 @@ describe("config", () => {
     const file = join(dir, "config.json");
     writeFileSync(file, "{ locks: [ }");
     expect(errorOf(() => loadConfig({ file, env: {} })).message).toMatch(/is not valid JSON/);
+  });
+
+  it("the installed hub's config, taken by default outside systemd (sudo iq-hub), is refused with the service named", () => {
+    const dir = mkdtempSync(join(tmpdir(), "iq-config-"));
+    const installed = join(dir, "config.json");
+    writeFileSync(installed, JSON.stringify({ mqtt: { url: "mqtts://pi.local:8883" } }));
+    const byHand = loadConfig({ env: {}, defaultFile: installed });
+    expect(byHand.installedByDefault).toBe(true);
+    const error = errorOf(() => requireServiceOrNamedConfig(byHand, {}));
+    expect(error.message).toContain("runs as the service iq-hub");
+    expect(error.message).toContain(`--config ${installed}`);
+    // The service itself (systemd sets INVOCATION_ID), or anyone naming the file, still starts.
+    expect(() => requireServiceOrNamedConfig(byHand, { INVOCATION_ID: "0123abcd" })).not.toThrow();
+    for (const named of [loadConfig({ env: {}, file: installed, defaultFile: installed }), loadConfig({ env: { IQ_HUB_CONFIG: installed }, defaultFile: installed })]) {
+      expect(named.config.mqtt.url).toBe("mqtts://pi.local:8883");
+      expect(() => requireServiceOrNamedConfig(named, {})).not.toThrow();
+    }
+    // Without an installed config (a laptop), the defaults as before.
+    const laptop = loadConfig({ env: {}, defaultFile: join(dir, "absent.json") });
+    expect(laptop.file).toBeUndefined();
+    expect(() => requireServiceOrNamedConfig(laptop, {})).not.toThrow();
   });
 
   it("maps key paths to environment names", () => {
