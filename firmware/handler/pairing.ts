@@ -229,16 +229,15 @@ export class Pairing {
       throw new IqError("invite_invalid", "the second-device invitation was used or has expired: run 'iq device invite' on the first device");
     }
     await ctx.lockout.recordSuccess(lockoutKey(user.userId, "pair"));
-    if ((await ctx.users.appIds(user.userId)).length >= CODE_PARAMS.devicesPerUser) {
+    const appIds = await ctx.users.appIds(user.userId);
+    if (appIds.length >= CODE_PARAMS.devicesPerUser) {
       throw new IqError("too_many_devices", `a user may have at most ${CODE_PARAMS.devicesPerUser} devices on an IQ`);
     }
-    await ctx.users.addApp({ ...app, userId: user.userId }, ticket.kind === "activate" ? pin : undefined);
-    await ctx.events.record({
-      type: ticket.kind === "activate" ? "activated" : "device_added",
-      source,
-      user: user.userId,
-      details: { appId: app.appId },
-    });
+    // The app and its event in one synced batch: one fsync, and a crash keeps both or neither.
+    await ctx.events.record(
+      { type: ticket.kind === "activate" ? "activated" : "device_added", source, user: user.userId, details: { appId: app.appId } },
+      ctx.users.appOps({ ...app, userId: user.userId }, ticket.kind === "activate" ? pin : undefined, appIds),
+    );
     return user;
   }
 
