@@ -130,7 +130,7 @@ class Invocation {
     if (known.length === 1 && known[0] !== undefined) return known[0];
     throw usageError(
       known.length === 0
-        ? `profile ${this.profile.name} knows no IQ yet: pass --iq ID (npx iq discover lists the IQs on the broker)`
+        ? `profile ${this.profile.name} knows no IQ yet: pass --iq ID (${thisCli(this.io.env)} discover lists the IQs on the broker)`
         : `profile ${this.profile.name} knows several IQs (${known.join(", ")}): pass --iq ID`,
     );
   }
@@ -371,9 +371,17 @@ function theirCommand(reachedBy: string, profile: string, rest: string): string 
   return `npx iq${reachedBy} --profile ${profile} ${rest}`;
 }
 
+/**
+ * How this person runs the CLI here: `iq` where the installer put it on PATH (its launcher sets
+ * IQ_CLI), else `npx iq` from the checkout.
+ */
+function thisCli(env: NodeJS.ProcessEnv): string {
+  return env.IQ_CLI === "iq" ? "iq" : "npx iq";
+}
+
 /** A next step for the same person: their profile remembers the broker it paired over (BLE is said each time). */
 function ownCommand(run: Invocation, rest: string): string {
-  return `npx iq${run.globals.ble === true ? " --ble" : ""} --profile ${run.profile.name} ${rest}`;
+  return `${thisCli(run.io.env)}${run.globals.ble === true ? " --ble" : ""} --profile ${run.profile.name} ${rest}`;
 }
 
 /** How a person who was just handed an initial PIN activates with it; `who` says who does. */
@@ -460,7 +468,7 @@ function buildProgram(io: CliEnvironment, json: boolean): Command {
   on(program.command("status").description("the IQ's state, clock and locks (no PIN needed)"), async (run) => {
     const status = await run.companion.status({ iqId: await run.iqId() });
     // The claim is run from this profile, over the broker this status came through.
-    const claim = theirCommand(await run.reachedBy(), run.profile.name, `claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`);
+    const claim = `${thisCli(run.io.env)}${await run.reachedBy()} --profile ${run.profile.name} claim --iq ${status.iqId} --secret XXXX-XXXX-XXXX --name NAME`;
     const clock =
       status.clockSynced === false ? "clock NOT synchronised: Codes are refused until it is" : status.clockSynced ? "clock synchronised" : "clock state unknown";
     const lines = [`IQ ${status.iqId} (v${status.version}): ${status.state}; ${clock}`];

@@ -48,8 +48,10 @@ const SYSTEMD_RUNNING = "/run/systemd/system";
  * the companion CLI, and `iq-hub` (`sudo iq-hub party add` makes the LAN broker's parties).
  */
 const COMMANDS = [
-  { path: "/usr/local/bin/iq", script: "bin/iq.js", what: "the companion CLI" },
-  { path: "/usr/local/bin/iq-hub", script: "dist/firmware/main.js", what: "the hub's command" },
+  // IQ_CLI tells the CLI it runs as `iq` from PATH, so that the next steps it prints say `iq …`,
+  // not `npx iq …` (which, outside a checkout, would fetch whatever npm calls "iq").
+  { path: "/usr/local/bin/iq", script: "bin/iq.js", what: "the companion CLI", exports: "export IQ_CLI=iq\n" },
+  { path: "/usr/local/bin/iq-hub", script: "dist/firmware/main.js", what: "the hub's command", exports: "" },
 ] as const;
 type InstalledCommand = (typeof COMMANDS)[number];
 /** Marks a command as this installer's: one without it is someone else's and is left alone. */
@@ -107,7 +109,7 @@ export function renderUnit(template: string, { node, prefix }: Pick<InstallOptio
 
 /** A command on PATH running the installed build with the service's node. Paths are checked by renderUnit. */
 export function renderCommand(command: InstalledCommand, { node, prefix }: Pick<InstallOptions, "node" | "prefix">): string {
-  return `#!/bin/sh\n${commandMark(command)}\nexec ${node} ${prefix}/${command.script} "$@"\n`;
+  return `#!/bin/sh\n${commandMark(command)}\n${command.exports}exec ${node} ${prefix}/${command.script} "$@"\n`;
 }
 
 /**

@@ -74,6 +74,7 @@ describe("installer", () => {
     expect(out).toContain("run: systemctl enable --now iq-hub.service");
     expect(out).toContain("+ ExecStopPost=/usr/bin/node /opt/iq-hub/dist/firmware/relock.js");
     expect(out).toContain("create /usr/local/bin/iq (mode 0755)");
+    expect(out).toContain("+ export IQ_CLI=iq");
     expect(out).toContain('+ exec /usr/bin/node /opt/iq-hub/bin/iq.js "$@"');
     expect(out.at(-1)).toMatch(/^a reboot would be needed: \/boot\/firmware\/config.txt/);
 

@@ -285,6 +285,11 @@ describe("iq over a broker", () => {
       `Unclaimed, claim window open: npx iq --broker ${broker.url} --profile alice-phone claim --iq ${iqHub.iqId} --secret XXXX-XXXX-XXXX --name NAME\n`,
     );
 
+    // Run as the installed `iq` (its launcher on PATH sets IQ_CLI), the same hint says `iq`: on a
+    // Pi outside a checkout, `npx iq` would fetch whatever npm calls "iq".
+    const installed = await iq(["--profile", "alice-phone", "--iq", iqHub.iqId, "status"], { home, env: { ...env, IQ_CLI: "iq" }, now });
+    expect(installed.stdout).toContain(`Unclaimed, claim window open: iq --broker ${broker.url} --profile alice-phone claim --iq ${iqHub.iqId}`);
+
     const claim = await iq(["--iq", iqHub.iqId, "claim", "--secret", iqHub.setupSecret(), "--name", "Alice", "--pin", "2469"], { home, env, now });
     expect(claim.stderr).toBe("");
     expect(claim.stdout).toMatch(new RegExp(`^Claimed ${iqHub.iqId}: you are its owner, Alice \\(user id u-[0-9a-f]+\\)`));
