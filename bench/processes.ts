@@ -19,6 +19,11 @@ function unitNodeFlags(): string[] {
   if (execStart === null) throw new Error(`no ExecStart=@NODE@ … @PREFIX@/ line in ${UNIT_FILE}`);
   return execStart[1]!.split(/\s+/).filter((flag) => flag !== "");
 }
+/** The allocator settings (`MALLOC_*`) among the unit's `Environment=` lines: the rest is the installed config's. */
+function unitAllocatorEnv(): Record<string, string> {
+  const pairs = [...readFileSync(UNIT_FILE, "utf8").matchAll(/^Environment=(.*)$/gm)].flatMap((line) => line[1]!.split(/\s+/));
+  return Object.fromEntries(pairs.filter((pair) => pair.startsWith("MALLOC_")).map((pair) => pair.split("=", 2) as [string, string]));
+}
 /** Configured rather than read back from the retained state: the bench knows its topics up front. */
 export const BENCH_IQ_ID = "bench-iq";
 const STOP_TIMEOUT_MS = 5_000;
@@ -192,6 +197,7 @@ export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {
     ...("brokerUrl" in broker ? { IQ_HUB_MQTT__URL: broker.brokerUrl } : { IQ_HUB_MQTT__EMBEDDED_PORT: String(broker.embeddedPort) }),
     // Off unless asked for: a bench on a laptop with bluetoothd must not advertise.
     IQ_HUB_BLE__ENABLED: "false",
+    ...unitAllocatorEnv(),
     ...extraEnv,
   };
   return Watched.spawn("the hub", process.execPath, [...unitNodeFlags(), HUB_ENTRY], env, dir, reuseDir !== undefined);
