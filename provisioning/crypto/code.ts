@@ -59,12 +59,12 @@
  * telling it apart would mean trying more steps, which would raise the false-accept bound.
  */
 import { createHash, createHmac, type Hash } from "node:crypto";
-import { hkdf } from "./hkdf.js";
 
 import { IqError } from "../../common/errors.js";
 import { lvCat, requireBytes, requireText, requireUint, u64be, utf8, zeroize } from "./bytes.js";
 import { decodeCrockford, encodeCrockford } from "./crockford.js";
 import { Ff1 } from "./ff1.js";
+import { hkdf } from "./hkdf.js";
 
 /** Every parameter of the Code scheme. Changing one is checked against the bounds at load. */
 export const CODE_PARAMS = Object.freeze({

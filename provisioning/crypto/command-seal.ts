@@ -33,12 +33,12 @@
  * means are the caller's business; this module only seals and opens.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { hkdf } from "./hkdf.js";
 import { XCHACHA_NONCE_BYTES, TAG_BYTES, xchachaOpen, xchachaSeal } from "./aead.js";
 import { x25519, x25519Ephemeral, type KeyPair } from "./curves.js";
 
 import { IqError } from "../../common/errors.js";
 import { concatBytes, equalBytes, lvCat, requireBytes, requireText, utf8, zeroize } from "./bytes.js";
+import { hkdf } from "./hkdf.js";
 
 const KEY_BYTES = 32;
 const NONCE_BYTES = XCHACHA_NONCE_BYTES;

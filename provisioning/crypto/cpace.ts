@@ -28,7 +28,6 @@ import { _map_to_curve_elligator2_curve25519 } from "@noble/curves/ed25519.js";
 import { invert, mod } from "@noble/curves/abstract/modular.js";
 import { bytesToNumberLE, numberToBytesLE } from "@noble/curves/utils.js";
 import { createHash, createHmac } from "node:crypto";
-import { hkdf } from "./hkdf.js";
 
 import { IqError } from "../../common/errors.js";
 import {
@@ -43,6 +42,7 @@ import {
   zeroize,
 } from "./bytes.js";
 import { x25519, x25519Secret, type X25519Secret } from "./curves.js";
+import { hkdf } from "./hkdf.js";
 
 /** SHA-512 from OpenSSL (the hashes, HKDF and HMAC here all are: noble's cost a run ~1 ms more). */
 const sha512 = (data: Uint8Array): Uint8Array => new Uint8Array(createHash("sha512").update(data).digest());
