@@ -13,16 +13,19 @@ import { fileURLToPath } from "node:url";
 const HUB_ENTRY = fileURLToPath(new URL("../firmware/main.js", import.meta.url));
 const UNIT_FILE = fileURLToPath(new URL("../../systemd/iq-hub.service", import.meta.url));
 
-/** node's flags in the unit's ExecStart (`@NODE@ <flags> @PREFIX@/…`): the bench runs the hub as systemd does. */
-function unitNodeFlags(): string[] {
-  const execStart = /^ExecStart=@NODE@ (.*?)\s*@PREFIX@\//m.exec(readFileSync(UNIT_FILE, "utf8"));
+/**
+ * How the unit runs node, read from one reading of the unit file: the flags in its ExecStart
+ * (`@NODE@ <flags> @PREFIX@/…`) and the allocator settings (`MALLOC_*`) among its `Environment=`
+ * lines (the rest is the installed config's). The bench runs the hub as systemd does.
+ */
+function unitRuntime(): { flags: string[]; env: Record<string, string> } {
+  const unit = readFileSync(UNIT_FILE, "utf8");
+  const execStart = /^ExecStart=@NODE@ (.*?)\s*@PREFIX@\//m.exec(unit);
   if (execStart === null) throw new Error(`no ExecStart=@NODE@ … @PREFIX@/ line in ${UNIT_FILE}`);
-  return execStart[1]!.split(/\s+/).filter((flag) => flag !== "");
-}
-/** The allocator settings (`MALLOC_*`) among the unit's `Environment=` lines: the rest is the installed config's. */
-function unitAllocatorEnv(): Record<string, string> {
-  const pairs = [...readFileSync(UNIT_FILE, "utf8").matchAll(/^Environment=(.*)$/gm)].flatMap((line) => line[1]!.split(/\s+/));
-  return Object.fromEntries(pairs.filter((pair) => pair.startsWith("MALLOC_")).map((pair) => pair.split("=", 2) as [string, string]));
+  const assignments = [...unit.matchAll(/^Environment=(.*)$/gm)].flatMap((line) => line[1]!.split(/\s+/));
+  const env: Record<string, string> = {};
+  for (const pair of assignments.filter((assignment) => assignment.startsWith("MALLOC_"))) env[pair.slice(0, pair.indexOf("="))] = pair.slice(pair.indexOf("=") + 1);
+  return { flags: execStart[1]!.split(/\s+/).filter((flag) => flag !== ""), env };
 }
 /** Configured rather than read back from the retained state: the bench knows its topics up front. */
 export const BENCH_IQ_ID = "bench-iq";
@@ -187,6 +190,7 @@ export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {
   const configFile = join(dir, "config.json");
   // The bench reads the info-level "state" lines; a config file of its own fixes the level.
   writeFileSync(configFile, JSON.stringify({ log: { level: "info" } }));
+  const runtime = unitRuntime();
   const env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -197,10 +201,10 @@ export function spawnHub(broker: HubBroker, extraEnv: Record<string, string> = {
     ...("brokerUrl" in broker ? { IQ_HUB_MQTT__URL: broker.brokerUrl } : { IQ_HUB_MQTT__EMBEDDED_PORT: String(broker.embeddedPort) }),
     // Off unless asked for: a bench on a laptop with bluetoothd must not advertise.
     IQ_HUB_BLE__ENABLED: "false",
-    ...unitAllocatorEnv(),
+    ...runtime.env,
     ...extraEnv,
   };
-  return Watched.spawn("the hub", process.execPath, [...unitNodeFlags(), HUB_ENTRY], env, dir, reuseDir !== undefined);
+  return Watched.spawn("the hub", process.execPath, [...runtime.flags, HUB_ENTRY], env, dir, reuseDir !== undefined);
 }
 
 /** mosquitto (see mosquittoConfig), watched like the hub; the tests' broker too. */

@@ -1,12 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Level } from "level";
 import { describe, expect, it } from "vitest";
 import { deviceKeyFile, ensureDeviceKey } from "../../firmware/device-key.js";
 import { SecretStore } from "../../firmware/secret-store.js";
 import type { Store } from "../../firmware/store.js";
-import { openStore, tempStateDir } from "./temp-state.js";
+import { editRaw, openStore, tempStateDir, type RawSublevel } from "./temp-state.js";
 
 const PIN = "246810";
 
@@ -89,13 +88,8 @@ describe("SecretStore", () => {
     // earlier in a block into a back-reference, which splits a clear value at random (about one
     // run in five on this record) and would make this control fail by chance.
     const clearDir = tempStateDir();
-    const writeClear = async (edit: (db: Level<string, unknown>) => Promise<void>) => {
-      const db = new Level<string, unknown>(join(clearDir, "db"), { valueEncoding: "json", compression: false });
-      await db.open();
-      await edit(db);
-      await db.close();
-    };
-    await writeClear((db) => db.put("ana", { pin: PIN, key: appKey.toString("hex"), raw: appKey.toString("base64") }));
+    const writeClear = (edit: (sublevel: (name: string) => RawSublevel) => Promise<void>) => editRaw(clearDir, edit, { compression: false });
+    await writeClear((sublevel) => sublevel("users").put("ana", { pin: PIN, key: appKey.toString("hex"), raw: appKey.toString("base64") }));
     expect(found(join(clearDir, "db"), needles)).toEqual(["pin", "key hex", "key base64"]);
     await writeClear(async () => {});
     expect(readdirSync(join(clearDir, "db")).some((name) => name.endsWith(".ldb"))).toBe(true);

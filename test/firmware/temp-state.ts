@@ -34,9 +34,14 @@ export type RawSublevel = ReturnType<typeof rawSublevel>;
 /**
  * Edits the store under `stateDir` as someone with the card but without the device key would:
  * LevelDB opened directly, around the Store and its seal. `edit` gets each sublevel by name.
+ * `compression: false` keeps what it writes verbatim in the table files (Snappy would not).
  */
-export async function editRaw(stateDir: string, edit: (sublevel: (name: string) => RawSublevel) => Promise<void>): Promise<void> {
-  const db = new Level<string, unknown>(join(stateDir, "db"), { valueEncoding: "json" });
+export async function editRaw(
+  stateDir: string,
+  edit: (sublevel: (name: string) => RawSublevel) => Promise<void>,
+  options: { compression?: boolean } = {},
+): Promise<void> {
+  const db = new Level<string, unknown>(join(stateDir, "db"), { valueEncoding: "json", ...options });
   await db.open();
   try {
     await edit((name) => rawSublevel(db, name));
